@@ -1,0 +1,1 @@
+"""The conformance suite: guarantee catalog, backend clients, trace analysis, scenarios."""

@@ -1,0 +1,3 @@
+"""Project-wide pytest wiring: the fixtures plugin."""
+
+pytest_plugins = ["fixtures.stack"]

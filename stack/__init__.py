@@ -1,0 +1,1 @@
+"""The observability stack the suite runs against: local processes, or external URLs."""

@@ -1,0 +1,88 @@
+"""Where each stack component's executable lives, and whether it is installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+VERSIONS_FILE = Path(__file__).with_name("versions.toml")
+# Debian installs some server binaries outside PATH.
+EXTRA_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/sbin", "/usr/bin")
+INSTALL_HINT = "obsconf install"
+
+
+@cache
+def versions() -> dict:
+    """The pinned versions file, parsed."""
+    return tomllib.loads(VERSIONS_FILE.read_text())
+
+
+def cache_root() -> Path:
+    """Root of the binary cache, outside the repository (OBSCONF_CACHE overrides)."""
+    default = Path.home() / ".cache" / "obsconf"
+    return Path(os.environ.get("OBSCONF_CACHE", default))
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """A component built from a Go module at a pinned version."""
+
+    name: str
+    module: str
+    package: str
+    version: str
+    binary: str
+    files: dict[str, str] = field(default_factory=dict)  # written into the source tree first
+
+    @property
+    def install_dir(self) -> Path:
+        return cache_root() / "bin" / f"{self.name}-{self.version}"
+
+    @property
+    def path(self) -> Path:
+        return self.install_dir / self.binary
+
+
+def go_builds() -> list[GoBuild]:
+    """Every Go-built component, in build order (smallest first)."""
+    return [GoBuild(name=name, **spec) for name, spec in versions()["go"].items()]
+
+
+def apt_packages() -> dict[str, str]:
+    """Debian binary name -> package name."""
+    return dict(versions()["apt"])
+
+
+class MissingBinary(RuntimeError):
+    """A component's executable is not installed."""
+
+
+def find(binary: str) -> Path | None:
+    """Path of an executable: the Go build cache first, then PATH and Debian's server dirs."""
+    for build in go_builds():
+        if build.binary == binary and build.path.exists():
+            return build.path
+    found = shutil.which(binary)
+    if found:
+        return Path(found)
+    for directory in EXTRA_DIRS:
+        candidate = Path(directory) / binary
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def require(*binaries: str) -> dict[str, Path]:
+    """Paths of all binaries, or one error naming every missing one and the install command."""
+    found = {name: find(name) for name in binaries}
+    missing = sorted(name for name, path in found.items() if path is None)
+    if missing:
+        raise MissingBinary(
+            f"missing stack component(s): {', '.join(missing)}; install them with `{INSTALL_HINT}`"
+            " (then check with `obsconf doctor`)"
+        )
+    return {name: path for name, path in found.items() if path is not None}

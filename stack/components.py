@@ -1,0 +1,398 @@
+"""Each local stack component: its command line, generated test-mode config, and readiness check.
+
+A component is described by a `Component`: `argv(ctx)` builds the command (writing any config
+file it needs under the run dir), `ready(ctx)` performs a real round trip and returns True once
+the component serves. Ports are chosen free by the caller and kept in `ctx.ports`.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from stack.ports import free_port
+
+
+@dataclass
+class RunContext:
+    """Shared state of one stack run: where files go and which ports were picked."""
+
+    run_dir: Path
+    binaries: dict[str, Path]
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def dir(self, name: str) -> Path:
+        path = self.run_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def pick(self, *names: str) -> None:
+        for name in names:
+            self.ports[name] = free_port()
+
+    def url(self, port_name: str, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.ports[port_name]}"
+
+
+@dataclass
+class Component:
+    """One backend process."""
+
+    name: str
+    binary: str
+    ports: tuple[str, ...]
+    argv: Callable[[RunContext], list[str]]
+    ready: Callable[[RunContext], bool]
+    prepare: Callable[[RunContext], None] | None = None
+    user: Callable[[], str | None] = lambda: None
+
+
+def _http_ok(url: str, expect: str | None = None) -> bool:
+    response = httpx.get(url, timeout=1.0)
+    return response.status_code == 200 and (expect is None or expect in response.text)
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+PG_DATABASE = "obsconf"
+PG_USER = "obsconf"
+
+
+def _pg_user() -> str | None:
+    """PostgreSQL refuses to run as root: run it as Debian's `postgres` user then."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as error:
+        raise RuntimeError(
+            "running as root needs the `postgres` user (apt postgresql-15)"
+        ) from error
+    return "postgres"
+
+
+def _pg_prepare(ctx: RunContext) -> None:
+    base = ctx.dir("postgres")
+    data, sock = base / "data", ctx.dir("postgres/sock")
+    user = _pg_user()
+    if user:
+        entry = pwd.getpwnam(user)
+        for path in (base, sock):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    proc = subprocess.run(
+        [
+            str(ctx.binaries["initdb"]),
+            "-D",
+            str(data),
+            "-U",
+            PG_USER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        capture_output=True,
+        text=True,
+        user=user,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"initdb failed: {proc.stdout}{proc.stderr}")
+
+
+def _pg_argv(ctx: RunContext) -> list[str]:
+    base = ctx.run_dir / "postgres"
+    return [
+        str(ctx.binaries["postgres"]),
+        "-D",
+        str(base / "data"),
+        "-p",
+        str(ctx.ports["postgres"]),
+        "-k",
+        str(base / "sock"),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
+    ]
+
+
+def postgres_url(ctx: RunContext, database: str = PG_DATABASE) -> str:
+    return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{ctx.ports['postgres']}/{database}"
+
+
+def _pg_ready(ctx: RunContext) -> bool:
+    import psycopg
+
+    dsn = f"host=127.0.0.1 port={ctx.ports['postgres']} user={PG_USER} dbname=postgres"
+    with psycopg.connect(dsn, connect_timeout=1, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (PG_DATABASE,))
+        if exists.fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+    return True
+
+
+POSTGRES = Component(
+    name="postgres",
+    binary="postgres",
+    ports=("postgres",),
+    argv=_pg_argv,
+    ready=_pg_ready,
+    prepare=_pg_prepare,
+    user=_pg_user,
+)
+
+# --- MongoDB wire protocol: FerretDB on SQLite ----------------------------------------------------
+
+
+def _ferret_argv(ctx: RunContext) -> list[str]:
+    data = ctx.dir("ferretdb/data")
+    return [
+        str(ctx.binaries["ferretdb"]),
+        f"--listen-addr=127.0.0.1:{ctx.ports['mongodb']}",
+        "--handler=sqlite",
+        f"--sqlite-url=file:{data}/",
+        f"--state-dir={ctx.dir('ferretdb')}",
+        "--telemetry=disable",
+        f"--debug-addr=127.0.0.1:{ctx.ports['ferretdb-debug']}",
+        "--log-level=warn",
+    ]
+
+
+def _ferret_ready(ctx: RunContext) -> bool:
+    from pymongo import MongoClient
+
+    client = MongoClient(ctx.url("mongodb", "mongodb"), serverSelectionTimeoutMS=1000)
+    try:
+        return client.admin.command("ping").get("ok") == 1.0
+    finally:
+        client.close()
+
+
+MONGODB = Component(
+    name="mongodb",
+    binary="ferretdb",
+    ports=("mongodb", "ferretdb-debug"),
+    argv=_ferret_argv,
+    ready=_ferret_ready,
+)
+
+# --- NATS JetStream -------------------------------------------------------------------------------
+
+
+def _nats_argv(ctx: RunContext) -> list[str]:
+    return [
+        str(ctx.binaries["nats-server"]),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(ctx.ports["nats"]),
+        "-m",
+        str(ctx.ports["nats-monitor"]),
+        "-js",
+        "-sd",
+        str(ctx.dir("nats")),
+    ]
+
+
+NATS = Component(
+    name="nats",
+    binary="nats-server",
+    ports=("nats", "nats-monitor"),
+    argv=_nats_argv,
+    ready=lambda ctx: _http_ok(ctx.url("nats-monitor") + "/healthz", '"ok"'),
+)
+
+# --- Logs: VictoriaLogs, fed over syslog TCP by rsyslog tailing the service log dir -------------
+
+
+def _vlogs_argv(ctx: RunContext) -> list[str]:
+    return [
+        str(ctx.binaries["victoria-logs"]),
+        f"-storageDataPath={ctx.dir('victoria-logs')}",
+        f"-httpListenAddr=127.0.0.1:{ctx.ports['logs']}",
+        f"-syslog.listenAddr.tcp=127.0.0.1:{ctx.ports['syslog']}",
+        "-retentionPeriod=7d",
+        "-loggerLevel=WARN",
+    ]
+
+
+LOGS = Component(
+    name="victoria-logs",
+    binary="victoria-logs",
+    ports=("logs", "syslog"),
+    argv=_vlogs_argv,
+    ready=lambda ctx: _http_ok(ctx.url("logs") + "/health", "OK"),
+)
+
+# Stream field the shipper sets from the log file name: <service>.log -> app_name=<service>.
+LOG_STREAM_FIELD = "app_name"
+
+
+def rsyslog_config(log_dir: Path, work_dir: Path, syslog_port: int) -> str:
+    """rsyslog: tail <log_dir>/*.log, forward each line as RFC 5424 with APP-NAME = file stem."""
+    return f"""\
+global(workDirectory="{work_dir}" maxMessageSize="256k")
+module(load="imfile" mode="inotify")
+template(name="obsconf_rfc5424" type="string"
+         string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %$.app% - - - %msg%\\n")
+ruleset(name="ship") {{
+  set $.app = re_extract($!metadata!filename, "([^/]+)[.]log\\$", 0, 1, "unknown");
+  action(type="omfwd" target="127.0.0.1" port="{syslog_port}" protocol="tcp"
+         template="obsconf_rfc5424" queue.type="LinkedList" queue.size="200000"
+         action.resumeRetryCount="-1" action.resumeInterval="1")
+}}
+input(type="imfile" file="{log_dir}/*.log" tag="obsconf" addMetadata="on"
+      reopenOnTruncate="on" freshStartTail="off" ruleset="ship")
+"""
+
+
+def _rsyslog_argv(ctx: RunContext) -> list[str]:
+    work = ctx.dir("rsyslog")
+    conf = work / "rsyslog.conf"
+    conf.write_text(rsyslog_config(ctx.dir("service-logs"), work, ctx.ports["syslog"]))
+    return [str(ctx.binaries["rsyslogd"]), "-n", "-f", str(conf), "-i", str(work / "rsyslog.pid")]
+
+
+def _shipper_ready(ctx: RunContext) -> bool:
+    """Real round trip: a probe line written to the tailed dir is queryable in the log store."""
+    probe_file = ctx.dir("service-logs") / "obsconf-probe.log"
+    marker = ctx.ports.setdefault("probe-marker", int(time.time() * 1000) % 1_000_000_000)
+    if not probe_file.exists():
+        probe_file.write_text(f'{{"msg": "stack probe", "probe": "p{marker}"}}\n')
+    query = f'{LOG_STREAM_FIELD}:="obsconf-probe" "p{marker}"'
+    response = httpx.post(
+        ctx.url("logs") + "/select/logsql/query", data={"query": query}, timeout=2.0
+    )
+    return response.status_code == 200 and f"p{marker}" in response.text
+
+
+SHIPPER = Component(
+    name="rsyslog",
+    binary="rsyslogd",
+    ports=(),
+    argv=_rsyslog_argv,
+    ready=_shipper_ready,
+)
+
+# --- Traces: Jaeger v2 (OTLP in, query API out), in-memory storage -------------------------------
+
+
+def jaeger_config(ctx: RunContext) -> dict:
+    p = ctx.ports
+    return {
+        "service": {
+            "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": [],
+                    "exporters": ["jaeger_storage_exporter"],
+                }
+            },
+            "telemetry": {
+                "metrics": {"level": "none"},
+                "logs": {"level": "warn"},
+            },
+        },
+        "extensions": {
+            "healthcheckv2": {
+                "use_v2": True,
+                "http": {"endpoint": f"127.0.0.1:{p['traces-health']}"},
+            },
+            "jaeger_query": {
+                "storage": {"traces": "memstore"},
+                "http": {"endpoint": f"127.0.0.1:{p['traces']}"},
+                "grpc": {"endpoint": f"127.0.0.1:{p['traces-grpc']}"},
+            },
+            "jaeger_storage": {
+                "backends": {"memstore": {"memory": {"max_traces": 200000}}},
+            },
+        },
+        "receivers": {
+            "otlp": {
+                "protocols": {
+                    "http": {"endpoint": f"127.0.0.1:{p['otlp']}"},
+                    "grpc": {"endpoint": f"127.0.0.1:{p['otlp-grpc']}"},
+                }
+            }
+        },
+        "exporters": {"jaeger_storage_exporter": {"trace_storage": "memstore"}},
+    }
+
+
+def _jaeger_argv(ctx: RunContext) -> list[str]:
+    conf = ctx.dir("jaeger") / "jaeger.yaml"
+    conf.write_text(yaml.safe_dump(jaeger_config(ctx), sort_keys=False))
+    return [str(ctx.binaries["jaeger"]), f"--config={conf}"]
+
+
+def _jaeger_ready(ctx: RunContext) -> bool:
+    return _http_ok(ctx.url("traces-health") + "/status") and _http_ok(
+        ctx.url("traces") + "/api/services"
+    )
+
+
+TRACES = Component(
+    name="jaeger",
+    binary="jaeger",
+    ports=("traces", "traces-grpc", "traces-health", "otlp", "otlp-grpc"),
+    argv=_jaeger_argv,
+    ready=_jaeger_ready,
+)
+
+# --- Prometheus: 1 s scrapes of targets registered by file_sd ---------------------------------
+
+
+def prometheus_config(scrape_dir: Path) -> dict:
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "obsconf",
+                "file_sd_configs": [{"files": [f"{scrape_dir}/*.json"], "refresh_interval": "1s"}],
+            }
+        ],
+    }
+
+
+def _prom_argv(ctx: RunContext) -> list[str]:
+    base = ctx.dir("prometheus")
+    conf = base / "prometheus.yml"
+    conf.write_text(yaml.safe_dump(prometheus_config(ctx.dir("scrape-targets"))))
+    return [
+        str(ctx.binaries["prometheus"]),
+        f"--config.file={conf}",
+        f"--storage.tsdb.path={ctx.dir('prometheus/data')}",
+        f"--web.listen-address=127.0.0.1:{ctx.ports['prometheus']}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ]
+
+
+PROMETHEUS = Component(
+    name="prometheus",
+    binary="prometheus",
+    ports=("prometheus",),
+    argv=_prom_argv,
+    ready=lambda ctx: _http_ok(ctx.url("prometheus") + "/-/ready"),
+)
+
+# Start order: the log store before the shipper that feeds it; PostgreSQL last, so its
+# initdb (the slowest step) overlaps with the others booting.
+ALL = (LOGS, TRACES, PROMETHEUS, NATS, MONGODB, SHIPPER, POSTGRES)

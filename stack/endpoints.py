@@ -1,0 +1,24 @@
+"""The URLs of a running stack: all the suite and the services ever learn about it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each backend answers. Local, container and external stacks all produce this."""
+
+    prometheus: str  # http base URL (PromQL API)
+    logs: str  # http base URL of the log store (VictoriaLogs, LogsQL API)
+    traces: str  # http base URL of the trace store query API (Jaeger)
+    otlp: str  # OTLP/HTTP base URL services export traces to
+    postgres: str  # SQLAlchemy URL
+    mongodb: str  # mongodb:// URL (FerretDB locally)
+    nats: str  # nats:// URL, JetStream enabled
+    log_dir: str = ""  # services write <name>.log here; the log shipper tails it
+    scrape_dir: str = ""  # Prometheus file_sd directory: <job>.json registers a target
+    kinds: dict[str, str] = field(default_factory=dict)  # backend kind per role
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,47 @@
+"""The one waiting helper: poll with a deadline, and say what was last seen on timeout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class PollTimeout(AssertionError):
+    """A poll ran out of time; the message says what was expected and what was last seen."""
+
+
+def poll(
+    fn: Callable[[], T],
+    until: Callable[[T], bool] = bool,
+    timeout: float = 10.0,
+    describe: str = "condition",
+    interval: float = 0.1,
+    max_interval: float = 0.5,
+) -> T:
+    """Call `fn` until `until(result)` holds; return that result.
+
+    Exceptions raised by `fn` count as "not yet" and are reported if the deadline passes.
+    The interval grows from `interval` to `max_interval` so slow backends are not hammered.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = "<never called>"
+    while True:
+        try:
+            result = fn()
+            if until(result):
+                return result
+            last = result
+        except Exception as error:  # noqa: BLE001 - reported on timeout
+            last = f"{type(error).__name__}: {error}"
+        if time.monotonic() >= deadline:
+            seen = repr(last)
+            if len(seen) > 2000:
+                seen = seen[:2000] + "…"
+            raise PollTimeout(
+                f"timed out after {timeout:.1f}s waiting for {describe}; last seen: {seen}"
+            )
+        time.sleep(interval)
+        interval = min(interval * 1.5, max_interval)
