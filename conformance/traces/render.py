@@ -1,0 +1,113 @@
+"""Text rendering of a span tree with its gaps marked, for failure messages.
+
+The output is stable (golden tests compare it) and stays short for large traces: a run of
+more than `COLLAPSE_OVER` sibling spans of the same service and name shows its first span and
+one `… N more` line (spans named in findings are always shown).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from conformance.traces.analysis import Finding, TraceTree, build_tree
+from conformance.traces.model import Span
+
+COLLAPSE_OVER = 20
+ORPHANS_HEADING = "orphans (parent not in trace):"
+
+
+def render_span_line(span: Span, trace_start_ns: int | None = None) -> str:
+    """`service: name [KIND] 12.3 ms at +4.0 ms  ERROR: message`; the offset needs a start."""
+    line = f"{span.service}: {span.name} [{span.kind}] {span.duration_ms:.1f} ms"
+    if trace_start_ns is not None:
+        line += f" at +{(span.start_ns - trace_start_ns) / 1e6:.1f} ms"
+    if span.status == "ERROR":
+        line += f"  ERROR: {span.status_message}" if span.status_message else "  ERROR"
+    return line
+
+
+def _visible(siblings: Sequence[Span], marked: Mapping[str, list[str]]) -> list[Span | str]:
+    """The siblings to draw, with large same-name groups collapsed into one `… N more` line."""
+    sizes = Counter((s.service, s.name) for s in siblings)
+    hidden = Counter(
+        (s.service, s.name)
+        for s in siblings
+        if sizes[s.service, s.name] > COLLAPSE_OVER and s.span_id not in marked
+    )
+    started: set[tuple[str, str]] = set()
+    items: list[Span | str] = []
+    for span in siblings:
+        key = (span.service, span.name)
+        if sizes[key] <= COLLAPSE_OVER or span.span_id in marked:
+            items.append(span)
+        elif key not in started:
+            started.add(key)
+            items.append(span)
+            if hidden[key] > 1:
+                items.append(f"… {hidden[key] - 1} more `{span.name}` spans ({span.service})")
+    return items
+
+
+def _draw(
+    tree: TraceTree,
+    tops: Sequence[Span],
+    marked: Mapping[str, list[str]],
+    lines: list[str],
+    tag_traces: bool,
+) -> None:
+    """Append the subtrees of `tops`, each top tagged with its trace id if `tag_traces`
+    (iteratively: traces can be deeper than the recursion limit)."""
+    start = tree.start_ns
+    stack: list[tuple[Span | str, str, str]] = [
+        (t, "", "") for t in reversed(_visible(tops, marked))
+    ]
+    while stack:
+        item, lead, prefix = stack.pop()
+        if isinstance(item, str):
+            lines.append(lead + item)
+            continue
+        line = lead + render_span_line(item, start)
+        if tag_traces and not lead:
+            line += f"  [trace {item.trace_id}]"
+        if item.parent_span_id and item.parent_span_id not in tree.spans:
+            line += f"  (parent {item.parent_span_id} not in trace)"
+        if item.span_id in marked:
+            line += "  <-- GAP: " + " | ".join(marked[item.span_id])
+        lines.append(line)
+        kids = _visible(tree.children.get(item.span_id, ()), marked)
+        for i in reversed(range(len(kids))):
+            last = i == len(kids) - 1
+            stack.append(
+                (kids[i], prefix + ("└─ " if last else "├─ "), prefix + ("   " if last else "│  "))
+            )
+
+
+def render_tree(spans: Iterable[Span], findings: Iterable[Finding] = ()) -> str:
+    """The span tree, roots first then orphans, gaps marked, findings listed at the end."""
+    tree = build_tree(spans)
+    findings = list(findings)
+    marked: dict[str, list[str]] = defaultdict(list)
+    for finding in findings:
+        if finding.span_id:
+            marked[finding.span_id].append(finding.message)
+    lines: list[str] = []
+    trace_ids: list[str] = []
+    if tree.spans:
+        ordered = list(tree.spans.values())  # build_tree keeps them in start order
+        trace_ids = list(dict.fromkeys(s.trace_id for s in ordered))
+        services = {s.service for s in ordered}
+        total_ms = (max(s.end_ns for s in ordered) - tree.start_ns) / 1e6
+        lines.append(
+            f"trace{'s' if len(trace_ids) > 1 else ''} {', '.join(trace_ids)}: {len(ordered)} "
+            f"spans, {len(services)} services, {total_ms:.1f} ms"
+        )
+    else:
+        lines.append("no spans")
+    _draw(tree, tree.roots, marked, lines, len(trace_ids) > 1)
+    if tree.orphans:
+        lines.append(ORPHANS_HEADING)
+        _draw(tree, tree.orphans, marked, lines, len(trace_ids) > 1)
+    lines.append("findings:" if findings else "findings: none")
+    lines.extend(f"- [{f.code}] {f.message} Likely cause: {f.likely_cause}." for f in findings)
+    return "\n".join(lines) + "\n"
