@@ -1,0 +1,1 @@
+"""The reference services: the User / Order / Inventory system the conformance suite grades."""

@@ -1,0 +1,1 @@
+"""Order service: orders in MongoDB; welcome order per `user.created`; publishes `order.created`."""

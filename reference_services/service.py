@@ -1,0 +1,120 @@
+"""What every reference service shares: /health, /metrics, middleware, 503 handling, startup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import Status, StatusCode
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from reference_services import faults
+from reference_services.config import Settings
+from reference_services.errors import DependencyDown
+from reference_services.telemetry.http_middleware import HttpMetricsMiddleware, RequestIdMiddleware
+from reference_services.telemetry.json_logs import setup_logging
+from reference_services.telemetry.tracing import instrument_app, setup_tracing, shutdown_tracing
+
+HEALTH_CHECK_TIMEOUT = 1.5
+
+log = logging.getLogger("reference_services.service")
+
+HealthCheck = Callable[[], Awaitable[object]]
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+async def _check(check: HealthCheck) -> str:
+    try:
+        with suppress_instrumentation():  # probes produce no spans
+            async with asyncio.timeout(HEALTH_CHECK_TIMEOUT):
+                result = await check()
+    except Exception as error:  # noqa: BLE001 - reported, not raised
+        return f"down: {type(error).__name__}: {error}"[:300]
+    return "ok" if result is not False else "down"
+
+
+def create_service_app(
+    service: str, lifespan: Lifespan, health_checks: Callable[[FastAPI], Mapping[str, HealthCheck]]
+) -> FastAPI:
+    """A FastAPI app with the shared endpoints and middleware; routes are added by the caller."""
+    app = FastAPI(title=service, lifespan=lifespan)
+    app.add_middleware(HttpMetricsMiddleware, service=service)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        checks = health_checks(app)
+        results = await asyncio.gather(*(_check(check) for check in checks.values()))
+        dependencies = dict(zip(checks, results, strict=True))
+        healthy = all(status == "ok" for status in dependencies.values())
+        body = {
+            "status": "ok" if healthy else "unavailable",
+            "service": service,
+            "dependencies": dependencies,
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(DependencyDown)
+    async def dependency_down(request: Request, error: DependencyDown) -> JSONResponse:
+        span = trace.get_current_span()
+        if faults.enabled("no-error-status"):
+            span.set_status(Status(StatusCode.OK))  # OK is final: the 503 cannot mark it ERROR
+        else:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+        log.error(
+            "%s %s failed: %s",
+            request.method,
+            request.url.path,
+            error,
+            extra={"dependency": error.dependency},
+        )
+        return JSONResponse(
+            {"detail": f"{error.dependency} unavailable", "dependency": error.dependency},
+            status_code=503,
+        )
+
+    return app
+
+
+def run_service(service: str, default_port: int, create_app: Callable[[Settings], FastAPI]) -> None:
+    """Entry point of `python -m reference_services.<name>`: configure, serve, flush on exit."""
+    settings = Settings.from_env(default_port)
+    try:
+        faults.configure(settings.faults)
+    except faults.UnknownFault as error:
+        print(f"{service}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    setup_logging(service)
+    setup_tracing(service, settings.otlp_endpoint, enabled=settings.telemetry)
+    app = create_app(settings)
+    instrument_app(app)
+    log.info(
+        "starting on %s:%d",
+        settings.host,
+        settings.port,
+        extra={"faults": sorted(faults.active()), "telemetry": settings.telemetry},
+    )
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=3,
+        )
+    finally:
+        shutdown_tracing()

@@ -1,0 +1,1 @@
+"""Shared telemetry for every reference service: traces, JSON logs, metrics, NATS propagation."""

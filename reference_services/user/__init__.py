@@ -1,0 +1,1 @@
+"""User service: users in PostgreSQL, `user.created` published through a transactional outbox."""
