@@ -23,7 +23,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from reference_services.telemetry.json_logs import request_id_var
 from reference_services.telemetry.messaging import consume_span, publish_span
-from reference_services.telemetry.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
+from reference_services.telemetry.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, count_business
 
 STREAM = "OBSCONF_EVENTS"
 SUBJECTS = ["user.created", "order.created"]
@@ -106,7 +106,7 @@ class EventBus:
                 span.set_status(Status(StatusCode.ERROR, f"publish failed: {error!r}"))
                 raise PublishFailed(f"{subject}: {error!r}") from error
             span.set_attribute("messaging.nats.stream_sequence", ack.seq)
-        EVENTS_PUBLISHED.labels(subject).inc()
+        count_business(EVENTS_PUBLISHED, 1, subject)
         log.info(
             "published %s",
             subject,
@@ -176,7 +176,7 @@ class EventBus:
                     await message.nak(delay=1)
                     return
                 await message.ack()
-                EVENTS_CONSUMED.labels(subject).inc()
+                count_business(EVENTS_CONSUMED, 1, subject)
         finally:
             request_id_var.reset(token)
 

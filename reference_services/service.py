@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -14,13 +15,15 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Status, StatusCode
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from reference_services import faults
 from reference_services.config import Settings
 from reference_services.errors import DependencyDown
 from reference_services.telemetry.http_middleware import HttpMetricsMiddleware, RequestIdMiddleware
 from reference_services.telemetry.json_logs import setup_logging
+from reference_services.telemetry.metrics import exposition
 from reference_services.telemetry.tracing import instrument_app, setup_tracing, shutdown_tracing
 
 HEALTH_CHECK_TIMEOUT = 1.5
@@ -64,7 +67,12 @@ def create_service_app(
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/fail")
+    async def fail() -> None:
+        """Conformance hook (target capability `error_hook`): always answers 5xx."""
+        raise DependencyDown("error-hook", RuntimeError("failure requested by /api/fail"))
 
     @app.exception_handler(DependencyDown)
     async def dependency_down(request: Request, error: DependencyDown) -> JSONResponse:
@@ -89,6 +97,36 @@ def create_service_app(
     return app
 
 
+TRACEPARENT = re.compile(rb"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+TRACE_HEADERS = (b"traceparent", b"tracestate")
+
+
+def with_trace_header_faults(app: ASGIApp) -> ASGIApp:
+    """Wrap the app (outside the tracing middleware) for the two incoming-context faults:
+    `ignore-incoming-context` strips traceparent/tracestate, `strict-traceparent` answers 400
+    to a malformed traceparent. Without them the app is returned unchanged."""
+    ignore = faults.enabled("ignore-incoming-context")
+    strict = faults.enabled("strict-traceparent")
+    if not (ignore or strict):
+        return app
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            if strict:
+                given = [v for k, v in headers if k == b"traceparent"]
+                if given and not TRACEPARENT.match(given[0].strip()):
+                    await JSONResponse({"detail": "malformed traceparent"}, 400)(
+                        scope, receive, send
+                    )
+                    return
+            if ignore:
+                scope = {**scope, "headers": [(k, v) for k, v in headers if k not in TRACE_HEADERS]}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 def run_service(service: str, default_port: int, create_app: Callable[[Settings], FastAPI]) -> None:
     """Entry point of `python -m reference_services.<name>`: configure, serve, flush on exit."""
     settings = Settings.from_env(default_port)
@@ -109,7 +147,7 @@ def run_service(service: str, default_port: int, create_app: Callable[[Settings]
     )
     try:
         uvicorn.run(
-            app,
+            with_trace_header_faults(app),
             host=settings.host,
             port=settings.port,
             log_config=None,

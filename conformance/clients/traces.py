@@ -45,7 +45,9 @@ class TracesClient:
             raise TraceNotFound(f"trace {trace_id} not found at {url} (empty result)")
         return spans
 
-    def search(self, service: str, since: float, until: float, limit: int = 100) -> dict[str, list[Span]]:
+    def search(
+        self, service: str, since: float, until: float, limit: int = 100
+    ) -> dict[str, list[Span]]:
         """Traces with spans of `service` starting in [since, until] (epoch s), by trace id."""
         url = f"{self.base_url}/api/v3/traces"
         params = {
@@ -62,8 +64,10 @@ class TracesClient:
         if response.status_code == 404:
             return {}
         if response.status_code != 200:
-            raise BackendError(f"trace search {params}: {url} answered {response.status_code}: "
-                               f"{response.text[:500]}")
+            raise BackendError(
+                f"trace search {params}: {url} answered {response.status_code}: "
+                f"{response.text[:500]}"
+            )
         found: dict[str, list[Span]] = {}
         for span in parse_otlp_json(response.json().get("result", {})):
             found.setdefault(span.trace_id, []).append(span)

@@ -17,7 +17,7 @@ from reference_services.inventory import store
 from reference_services.mongo import create_database
 from reference_services.postgres import create_engine, create_tables
 from reference_services.service import HealthCheck, create_service_app
-from reference_services.telemetry.metrics import STOCK_RESERVATIONS, STOCK_UPDATES
+from reference_services.telemetry.metrics import STOCK_RESERVATIONS, STOCK_UPDATES, count_business
 
 SERVICE = "inventory-service"
 DURABLE = "inventory-service-order-created"
@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
                 engine, db, str(event["event_id"]), order["id"], order["items"]
             )
             if written:
-                STOCK_RESERVATIONS.inc(written)
+                count_business(STOCK_RESERVATIONS, written)
                 log.info("stock reserved", extra={"order_id": order["id"], "rows": written})
             else:
                 log.info(
@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
         result = await store.add_stock(
             state.engine, state.db, receipt.sku, receipt.qty, receipt.warehouse
         )
-        STOCK_UPDATES.inc()
+        count_business(STOCK_UPDATES)
         return result
 
     @app.get("/api/stock-levels")

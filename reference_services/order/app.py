@@ -17,7 +17,11 @@ from reference_services.mongo import create_database
 from reference_services.order import store
 from reference_services.outbox import OutboxRelay, publish_pending
 from reference_services.service import HealthCheck, create_service_app
-from reference_services.telemetry.metrics import ORDERS_CREATED, WELCOME_ORDERS_CREATED
+from reference_services.telemetry.metrics import (
+    ORDERS_CREATED,
+    WELCOME_ORDERS_CREATED,
+    count_business,
+)
 
 SERVICE = "order-service"
 DURABLE = "order-service-user-created"
@@ -68,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
         created = await store.insert_order(db, order.user_id, items)
         assert created is not None  # fresh uuid: never a duplicate
         doc, event = created
-        ORDERS_CREATED.inc()
+        count_business(ORDERS_CREATED)
         await publish_pending(bus, event, partial(store.mark_sent, db))
         return doc
 
@@ -107,7 +111,7 @@ async def on_user_created(db: Any, bus: EventBus, event: dict[str, Any]) -> None
         )
         return
     doc, order_event = created
-    ORDERS_CREATED.inc()
-    WELCOME_ORDERS_CREATED.inc()
+    count_business(ORDERS_CREATED)
+    count_business(WELCOME_ORDERS_CREATED)
     log.info("welcome order created", extra={"order_id": doc["id"], "user_id": user_id})
     await publish_pending(bus, order_event, partial(store.mark_sent, db))

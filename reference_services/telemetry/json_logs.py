@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sys
 import threading
 import traceback
@@ -35,13 +36,18 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         context = trace.get_current_span().get_span_context()
         correlated = context.is_valid and not faults.enabled("log-no-trace-id")
+        trace_id, span_id = context.trace_id, context.span_id
+        if faults.enabled("log-random-trace-id"):
+            trace_id, span_id = secrets.randbits(128), secrets.randbits(64)
+        if faults.enabled("plain-text-logs") and record.name == "reference_services.http":
+            return f"{record.levelname} {self.service} {record.getMessage()}"
         line: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "msg": record.getMessage(),
             "service": self.service,
-            "trace_id": format(context.trace_id, "032x") if correlated else "",
-            "span_id": format(context.span_id, "016x") if correlated else "",
+            "trace_id": format(trace_id, "032x") if correlated else "",
+            "span_id": format(span_id, "016x") if correlated else "",
             "request_id": request_id_var.get(),
             "logger": record.name,
         }
@@ -51,6 +57,16 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["error"] = "".join(traceback.format_exception(*record.exc_info)).strip()
         return json.dumps(line, default=str)
+
+
+class CountRecords(logging.Filter):
+    """Counts every line the service writes (log_records_total), before any can be lost."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from reference_services.telemetry.metrics import LOG_RECORDS
+
+        LOG_RECORDS.labels(record.levelname.lower()).inc()
+        return True
 
 
 class DropEveryThird(logging.Filter):
@@ -71,6 +87,7 @@ def setup_logging(service: str, level: int = logging.INFO) -> None:
     """Route every logger (ours, uvicorn's, OpenTelemetry's) through the JSON formatter."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(CountRecords())
     if faults.enabled("drop-logs"):
         handler.addFilter(DropEveryThird())
     root = logging.getLogger()

@@ -3,6 +3,8 @@ CONSUMER spans that continue the context found there (also on JetStream redelive
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -32,6 +34,8 @@ def inject_into_headers(headers: dict[str, str]) -> None:
 
 
 def _attributes(subject: str, operation: str, operation_type: str) -> dict[str, str]:
+    if faults.enabled("no-messaging-attrs"):
+        return {"messaging.operation": operation}
     return {
         "messaging.system": "nats",
         "messaging.destination.name": subject,
@@ -47,6 +51,9 @@ def publish_span(
     """`publish <subject>` PRODUCER span (child of `parent` headers if given, else current
     context); the span's context is injected into `headers` before the body runs."""
     ctx = propagate.extract(dict(parent), context=otel_context.Context()) if parent else None
+    if faults.enabled("publish-span-not-exported"):
+        yield from _unexported_publish(headers, ctx)
+        return
     kind = SpanKind.INTERNAL if faults.enabled("wrong-publish-kind") else SpanKind.PRODUCER
     with tracer.start_as_current_span(
         f"publish {subject}",
@@ -58,18 +65,46 @@ def publish_span(
         yield span
 
 
+def _unexported_publish(
+    headers: dict[str, str], ctx: otel_context.Context | None
+) -> Iterator[Span]:
+    """The `publish-span-not-exported` fault: inject a span id that never reaches the store."""
+    parent = trace.get_current_span(ctx).get_span_context()
+    ghost = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=parent.trace_id if parent.is_valid else secrets.randbits(128),
+            span_id=secrets.randbits(64),
+            is_remote=False,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+            trace_state=parent.trace_state,
+        )
+    )
+    with trace.use_span(ghost):
+        inject_into_headers(headers)
+        yield ghost
+
+
+_first_consumed: otel_context.Context | None = None
+
+
 @contextmanager
 def consume_span(subject: str, headers: Mapping[str, str] | None) -> Iterator[Span]:
     """`process <subject>` CONSUMER span continuing the context carried in `headers`."""
+    global _first_consumed
     empty = otel_context.Context()
     if faults.enabled("consumer-new-root") or not headers:
         ctx = empty
     else:
         ctx = propagate.extract(dict(headers), context=empty)
+    if faults.enabled("shared-consumer-context"):
+        _first_consumed = _first_consumed or ctx
+        ctx = _first_consumed
+    start = time.time_ns() - 2_000_000_000 if faults.enabled("skewed-span-clock") else None
     with tracer.start_as_current_span(
         f"process {subject}",
         context=ctx,
-        kind=SpanKind.CONSUMER,
+        kind=SpanKind.INTERNAL if faults.enabled("wrong-consume-kind") else SpanKind.CONSUMER,
         attributes=_attributes(subject, "process", "process"),
+        start_time=start,
     ) as span:
         yield span

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import prometheus_client
 from prometheus_client import Counter, Histogram
+
+from reference_services import faults
 
 prometheus_client.disable_created_metrics()  # no *_created series: only what tests count
 
@@ -31,9 +35,49 @@ EVENTS_PUBLISHED = Counter(
     "events_published_total", "Events acknowledged by JetStream", ["subject"]
 )
 EVENTS_CONSUMED = Counter("events_consumed_total", "Events processed and acked", ["subject"])
+LOG_RECORDS = Counter("log_records_total", "Log lines the service wrote to stdout", ["level"])
+
+
+def count_business(counter: Counter, amount: float = 1, *labels: str) -> None:
+    """Increment a business counter (the `no-business-count` fault skips it)."""
+    if faults.enabled("no-business-count"):
+        return
+    (counter.labels(*labels) if labels else counter).inc(amount)
 
 
 def record_request(service: str, method: str, endpoint: str, status: int, seconds: float) -> None:
     labels = (service, method, endpoint, str(status))
     HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_DURATION.labels(*labels).observe(seconds)
+    if not (status >= 400 and faults.enabled("histogram-skips-errors")):
+        HTTP_DURATION.labels(*labels).observe(seconds)
+
+
+_BUCKET = re.compile(
+    r'^(?P<name>\w+_bucket)\{(?P<labels>.*?),?le="(?P<le>[^"]+)"(?P<rest>.*?)\} (?P<v>\S+)$'
+)
+
+
+def exposition() -> bytes:
+    """The /metrics body; the `garbled-metrics` and `noncumulative-buckets` faults corrupt it."""
+    text = prometheus_client.generate_latest().decode()
+    if faults.enabled("noncumulative-buckets"):
+        text = _decumulate(text)
+    if faults.enabled("garbled-metrics"):
+        text += "this line is not prometheus text format {\n"
+    return text.encode()
+
+
+def _decumulate(text: str) -> str:
+    """Rewrite histogram buckets to per-bucket counts (the `noncumulative-buckets` fault)."""
+    previous: dict[tuple[str, str], float] = {}
+    out = []
+    for line in text.splitlines():
+        match = _BUCKET.match(line)
+        if match:
+            key = (match["name"], match["labels"] + match["rest"])
+            value = float(match["v"])
+            out.append(line[: match.start("v")] + repr(value - previous.get(key, 0.0)))
+            previous[key] = value
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"

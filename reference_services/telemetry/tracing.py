@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 
-# Must be set before any instrumentation initialises its semantic-convention mode: spans then
-# carry the stable HTTP names (http.request.method, http.route, http.response.status_code).
-os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-
 from fastapi import FastAPI  # noqa: E402
 from opentelemetry import propagate, trace  # noqa: E402
 from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: E402
@@ -24,6 +20,8 @@ from opentelemetry.trace.propagation.tracecontext import (  # noqa: E402
 )
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
+from reference_services import faults  # noqa: E402  (before the instrumentations below)
+
 # Health probes and scrapes are not traced: they would bury the traces tests look for.
 UNTRACED_URLS = "/health,/metrics"
 
@@ -38,8 +36,15 @@ def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -
     )
     if not enabled:
         return
+    # Read when the instrumentations initialise: spans then carry the stable HTTP names
+    # (http.request.method, http.route, http.response.status_code); `old-semconv` keeps the old.
+    if faults.enabled("old-semconv"):
+        os.environ.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)
+    else:
+        os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces", timeout=5)
-    _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    name = {} if faults.enabled("no-service-name") else {SERVICE_NAME: service_name}
+    _provider = TracerProvider(resource=Resource.create(name))
     _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(_provider)
     PymongoInstrumentor().instrument(tracer_provider=_provider)

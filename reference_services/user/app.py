@@ -17,7 +17,7 @@ from reference_services.events import EventBus
 from reference_services.outbox import OutboxRelay, publish_pending
 from reference_services.postgres import create_engine, create_tables
 from reference_services.service import HealthCheck, create_service_app
-from reference_services.telemetry.metrics import USERS_CREATED
+from reference_services.telemetry.metrics import USERS_CREATED, count_business
 from reference_services.user import store
 
 SERVICE = "user-service"
@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
             created, event = await store.create_user(engine, user.name, user.email)
         except store.DuplicateEmail:
             raise HTTPException(409, f"a user with email {user.email!r} exists") from None
-        USERS_CREATED.inc()
+        count_business(USERS_CREATED)
         # Committed: publish now; if NATS is down the outbox relay publishes it later.
         await publish_pending(request.app.state.bus, event, partial(store.mark_sent, engine))
         return created

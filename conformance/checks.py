@@ -1,0 +1,87 @@
+"""Assertions shared by the conformance tests: each failure explains itself.
+
+A trace failure carries the gap in one sentence, the span tree with the gap marked and the
+trace URL; a count failure carries the query and both numbers. Every check also records its
+evidence on the test (for the JSON results and the HTML report).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from typing import Any
+
+from conformance.scenarios import Flow
+from conformance.traces.analysis import Finding, analyse_flow, gap_summary
+from conformance.traces.model import Span
+from conformance.traces.render import render_tree
+
+Evidence = Callable[..., None]
+
+
+def span_records(spans: Iterable[Span]) -> list[dict[str, Any]]:
+    """Spans as plain dicts (for JSON results and the waterfall)."""
+    keep = (
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "name",
+        "kind",
+        "service",
+        "start_ns",
+        "end_ns",
+        "status",
+        "status_message",
+    )
+    return [{k: asdict(s)[k] for k in keep} for s in spans]
+
+
+def flow_findings(flow: Flow) -> list[Finding]:
+    """Findings over every trace the flow's services started in its window, the flow's own
+    trace included (so a consumer that started a new trace is seen, not just missed)."""
+    traces = dict(flow.window_traces)
+    traces[flow.trace_id] = flow.spans
+    return analyse_flow(traces, flow.expectation)
+
+
+def flow_spans(flow: Flow) -> list[Span]:
+    """All spans of the flow's window, the flow's trace first."""
+    others = [s for tid, spans in flow.window_traces.items() if tid != flow.trace_id for s in spans]
+    return [*flow.spans, *others]
+
+
+def check_findings(
+    flow: Flow,
+    codes: set[str],
+    evidence: Evidence,
+    what: str,
+    findings: list[Finding] | None = None,
+) -> None:
+    """Fail when any finding with one of `codes` is present, showing the tree and the gap."""
+    findings = flow_findings(flow) if findings is None else findings
+    relevant = [f for f in findings if f.code in codes]
+    evidence(
+        kind="trace",
+        trace_id=flow.trace_id,
+        check=what,
+        request=flow.call.describe(),
+        findings=[asdict(f) for f in relevant],
+        gap=gap_summary(relevant) if relevant else "",
+        spans=span_records(flow_spans(flow)),
+    )
+    if relevant:
+        raise AssertionError(
+            f"{what}: {gap_summary(relevant)}\n"
+            f"likely cause: {relevant[0].likely_cause}\n"
+            f"request: {flow.call.describe()}\n"
+            f"{render_tree(flow_spans(flow), relevant)}"
+        )
+
+
+def check_equal(what: str, query: str, expected: Any, seen: Any, evidence: Evidence) -> None:
+    """Fail unless expected == seen; the message names the query and both sides."""
+    evidence(kind="compare", check=what, query=query, expected=expected, seen=seen)
+    if expected != seen:
+        raise AssertionError(
+            f"{what}\n  query:    {query}\n  expected: {expected}\n  seen:     {seen}"
+        )

@@ -1,0 +1,105 @@
+"""Drives requests at the target like a traced client would, and remembers each call.
+
+Every call sends a fresh W3C `traceparent` (sampled) whose trace id the suite then looks up in
+the trace store — the client's own span id is the expected parent of the server span — and an
+`X-Request-ID`. Both can be overridden or omitted per call for the propagation cases.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+def new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+def new_span_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass
+class Call:
+    """One request the suite made, with what it sent and what came back."""
+
+    role: str
+    method: str
+    path: str
+    route: str  # the route template the path instantiates
+    status: int
+    trace_id: str | None  # the trace id sent in traceparent (None if none was sent)
+    client_span_id: str | None
+    request_id: str | None
+    sent_headers: dict[str, str]
+    response_headers: dict[str, str]
+    body: Any
+    started: float  # epoch seconds
+    ended: float
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path} -> {self.status} (trace {self.trace_id})"
+
+
+@dataclass
+class Driver:
+    urls: dict[str, str]  # role -> base URL
+    timeout: float = 10.0
+    calls: list[Call] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._http = httpx.Client(timeout=self.timeout)
+
+    def call(
+        self,
+        role: str,
+        method: str,
+        path: str,
+        route: str | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        traced: bool = True,
+        request_id: str | None = "auto",
+    ) -> Call:
+        """Send one request; `route` defaults to `path` (for paths without parameters)."""
+        sent: dict[str, str] = {}
+        trace_id = span_id = None
+        if traced:
+            trace_id, span_id = new_trace_id(), new_span_id()
+            sent["traceparent"] = f"00-{trace_id}-{span_id}-01"
+        if request_id == "auto":
+            request_id = f"obsconf-{secrets.token_hex(6)}"
+        if request_id:
+            sent["X-Request-ID"] = request_id
+        sent.update(headers or {})
+        started = time.time()
+        response = self._http.request(method, self.urls[role] + path, json=json, headers=sent)
+        ended = time.time()
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        call = Call(
+            role=role,
+            method=method,
+            path=path,
+            route=route or path,
+            status=response.status_code,
+            trace_id=trace_id,
+            client_span_id=span_id,
+            request_id=request_id,
+            sent_headers=sent,
+            response_headers={k.lower(): v for k, v in response.headers.items()},
+            body=body,
+            started=started,
+            ended=ended,
+        )
+        self.calls.append(call)
+        return call
+
+    def close(self) -> None:
+        self._http.close()

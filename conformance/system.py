@@ -1,0 +1,112 @@
+"""The system under test as the suite sees it: service URLs, backend clients, names.
+
+`open_system(target, ...)` starts what the target asks to be started (the local stack, the
+reference services with fault modes), checks every URL answers once — one clear error per
+unreachable URL instead of a timeout per test — and returns a `System`; `close()` stops
+whatever was started.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import httpx
+
+from conformance.clients.logs import LogsClient
+from conformance.clients.prometheus import PrometheusClient
+from conformance.clients.traces import TracesClient
+from conformance.target import ROLES, Target
+from stack.endpoints import Endpoints
+
+
+class Unreachable(RuntimeError):
+    """A URL the target names does not answer."""
+
+
+@dataclass
+class System:
+    target: Target
+    urls: dict[str, str]  # role -> base URL
+    names: dict[str, str]  # role -> service name
+    prometheus: PrometheusClient
+    logs: LogsClient
+    traces: TracesClient
+    nats_url: str | None
+    grafana_url: str | None = None
+    _closers: list = field(default_factory=list)
+
+    def close(self) -> None:
+        for client in (self.prometheus, self.logs, self.traces):
+            client.close()
+        while self._closers:
+            self._closers.pop()()
+
+
+def _check(url: str, what: str) -> None:
+    try:
+        response = httpx.get(url, timeout=5.0)
+    except httpx.TransportError as error:
+        raise Unreachable(f"{what} is unreachable at {url}: {error}") from error
+    if response.status_code >= 500:
+        raise Unreachable(f"{what} at {url} answered {response.status_code}: {response.text[:200]}")
+
+
+def open_system(
+    target: Target, faults: Sequence[str] = (), stack_endpoints: Path | None = None
+) -> System:
+    """Start what the target needs, verify reachability, and return the system."""
+    closers: list = []
+    try:
+        endpoints: Endpoints | None = None
+        if target.backends.start == "local":
+            if stack_endpoints is not None:
+                given = json.loads(stack_endpoints.read_text())
+                known = {f.name for f in fields(Endpoints)}
+                endpoints = Endpoints(**{k: v for k, v in given.items() if k in known})
+            else:
+                from stack.local import LocalStack
+
+                stack = LocalStack()
+                endpoints = stack.start()
+                closers.append(stack.stop)
+        prometheus_url = target.backends.prometheus or endpoints.prometheus
+        logs_url = target.backends.logs or endpoints.logs
+        traces_url = target.backends.traces or endpoints.traces
+        nats_url = target.backends.nats or (endpoints.nats if endpoints else None)
+        _check(f"{prometheus_url}/-/ready", "Prometheus")
+        _check(f"{logs_url}/health", "log store")
+        _check(f"{traces_url}/api/services", "trace store")
+
+        names = {role: target.services[role].name for role in ROLES}
+        all_faults = [*target.faults, *faults]
+        if target.start_services == "reference":
+            from reference_services.launcher import ReferenceServices
+
+            services = ReferenceServices(endpoints, faults=all_faults)
+            by_name = services.start()
+            closers.append(services.stop)
+            urls = {role: by_name[names[role]] for role in ROLES}
+        else:
+            if all_faults:
+                raise ValueError("fault modes apply to the reference services only")
+            urls = {role: target.services[role].url for role in ROLES}
+        for role in ROLES:
+            _check(f"{urls[role]}/health", f"{names[role]} ({role} service)")
+    except BaseException:
+        while closers:
+            closers.pop()()
+        raise
+    return System(
+        target=target,
+        urls=urls,
+        names=names,
+        prometheus=PrometheusClient(prometheus_url),
+        logs=LogsClient(logs_url),
+        traces=TracesClient(traces_url),
+        nats_url=nats_url,
+        grafana_url=target.backends.grafana,
+        _closers=closers,
+    )
