@@ -21,9 +21,9 @@ def selector(target: Target, metric: str, service: str, **labels: str) -> str:
     return f"{metric}{{{','.join(parts)}}}"
 
 
-def await_scrape_after(prom: PrometheusClient, series: str, after: float, timeout: float = 15):
-    """Block until Prometheus holds a sample of `series` scraped after `after` (epoch s)."""
-    expr = f"max(timestamp({series}))"
+def await_scrape_after(prom: PrometheusClient, job: str, after: float, timeout: float = 15):
+    """Block until Prometheus has scraped job `job` (the service name) after `after` (epoch s)."""
+    expr = f'max(timestamp(up{{job="{job}"}}))'
     poll(
         lambda: prom.value(expr),
         until=lambda ts: ts is not None and ts > after,

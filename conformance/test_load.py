@@ -1,0 +1,120 @@
+"""LOAD: N concurrent flows stay N separate, unbroken traces, with exact counts and no loss."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+
+from conformance.checks import check_equal
+from conformance.driver import Call, Driver
+from conformance.metrics import await_scrape_after, delta, format_counts, selector, snapshot
+from conformance.scenarios import await_trace, create_user, get_user
+from conformance.system import System
+from conformance.test_logs import check_no_log_loss
+from conformance.traces.analysis import Expectation, analyse, expectation_from_target, is_consume
+from conformance.traces.model import Span
+
+FLOWS = 6
+NOT_FOUND = 4
+
+
+@dataclass
+class Load:
+    flows: list[Call]
+    traces: dict[str, list[Span]]
+    expected: Counter
+    counted: Counter
+    expectation: Expectation
+    ended: float
+
+
+@pytest.fixture(scope="module")
+def load(system: System) -> Load:
+    target = system.target
+    labels = [target.labels[k] for k in ("method", "route", "status")]
+    series = selector(target, target.metrics["requests"], system.names["user"])
+    await_scrape_after(system.prometheus, system.names["user"], time.time())
+    before = snapshot(system.prometheus, series, labels)
+    drivers = [Driver(system.urls) for _ in range(FLOWS + NOT_FOUND)]
+
+    def run(i: int) -> Call:
+        if i < FLOWS:
+            return create_user(drivers[i])
+        return get_user(drivers[i], 990_000_000 + i)
+
+    with ThreadPoolExecutor(max_workers=FLOWS + NOT_FOUND) as pool:
+        calls = list(pool.map(run, range(FLOWS + NOT_FOUND)))
+    for d in drivers:
+        d.close()
+    ended = max(c.ended for c in calls)
+    await_scrape_after(system.prometheus, system.names["user"], ended)
+    counted = delta(before, snapshot(system.prometheus, series, labels))
+    expected = Counter((c.method, c.route, str(c.status)) for c in calls)
+    flows = calls[:FLOWS]
+    assert all(c.status == 201 for c in flows), [c.describe() for c in flows]
+    expectation = expectation_from_target(target)
+    traces = {c.trace_id: await_trace(system, c.trace_id, expectation) for c in flows}
+    return Load(flows, traces, expected, counted, expectation, ended)
+
+
+@pytest.mark.guarantee("LOAD-DISTINCT-TRACES")
+def test_load_distinct_traces(load: Load, evidence) -> None:
+    problems = []
+    for call in load.flows:
+        spans = load.traces[call.trace_id]
+        missing = [
+            f.message for f in analyse(spans, load.expectation) if f.code == "missing-service"
+        ]
+        if missing:
+            problems.append(f"{call.describe()}: {missing[0]}")
+    evidence(
+        kind="compare",
+        check="concurrent flows reaching every service",
+        expected=f"{len(load.flows)} complete traces",
+        seen=f"{len(load.flows) - len(problems)} complete",
+    )
+    assert len({c.trace_id for c in load.flows}) == len(load.flows)
+    assert not problems, f"{len(problems)} of {len(load.flows)} concurrent flows broke:\n" + (
+        "\n".join(problems)
+    )
+
+
+@pytest.mark.guarantee("LOAD-EXACT-COUNTS")
+def test_load_exact_counts(system: System, load: Load, evidence) -> None:
+    check_equal(
+        f"{system.names['user']}: requests counted under concurrency",
+        "http_requests_total delta",
+        format_counts(load.expected),
+        format_counts(load.counted),
+        evidence,
+    )
+
+
+@pytest.mark.guarantee("LOAD-NO-LOG-LOSS")
+def test_load_no_log_loss(system: System, load: Load, evidence) -> None:
+    check_no_log_loss(system, evidence, after=load.ended)
+
+
+@pytest.mark.guarantee("LOAD-NO-MERGED-TRACES")
+def test_load_no_merged_traces(load: Load, evidence) -> None:
+    problems = []
+    for call in load.flows:
+        spans = load.traces[call.trace_id]
+        for hop in load.expectation.hops:
+            consumes = [s for s in spans if is_consume(s) and s.service == hop.consumer_service]
+            if len(consumes) != 1:
+                problems.append(
+                    f"trace {call.trace_id} of {call.describe()} holds "
+                    f"{len(consumes)} '{hop.subject}' consume spans, expected 1"
+                )
+    evidence(
+        kind="compare",
+        check="one consume span per hop in each concurrent flow's trace",
+        expected=1,
+        seen=problems or "all 1",
+    )
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,235 @@
+"""LOG: logs are structured JSON, correlated with traces, and none is lost on the way."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.checks import check_equal
+from conformance.clients.traces import TraceNotFound
+from conformance.logs import REQUIRED_KEYS, describe_lines, lines_between, request_lines
+from conformance.metrics import await_scrape_after
+from conformance.scenarios import Flow
+from conformance.system import System
+from stack.waiting import PollTimeout, poll
+
+
+@pytest.fixture(scope="module")
+def flow_lines(system: System, flow: Flow) -> dict[str, list]:
+    """Every line each service wrote during the flow (request + asynchronous hops)."""
+    poll(
+        lambda: system.logs.lines(system.names["user"], since=flow.call.started - 1),
+        until=bool,
+        timeout=10,
+        describe="the flow's first log lines in the log store",
+    )
+    return {
+        name: lines_between(system, name, flow.call.started, flow.ended)
+        for name in flow.expectation.services
+    }
+
+
+@pytest.fixture(scope="module")
+def in_request(system: System, flow: Flow) -> list:
+    lines = request_lines(system, flow.call)
+    assert lines, (
+        f"no {system.names['user']} log line found in the log store for the request "
+        f"window of {flow.call.describe()}"
+    )
+    return lines
+
+
+@pytest.mark.guarantee("LOG-JSON-LINES")
+def test_log_json_lines(flow_lines: dict[str, list], evidence) -> None:
+    bad = [ln for lines in flow_lines.values() for ln in lines if ln.fields is None]
+    evidence(
+        kind="logs",
+        check="lines that are not one JSON object",
+        seen=[ln.raw for ln in bad[:20]],
+        expected="none",
+    )
+    assert not bad, f"{len(bad)} log line(s) are not JSON objects:\n{describe_lines(bad)}"
+
+
+@pytest.mark.guarantee("LOG-REQUIRED-KEYS")
+def test_log_required_keys(flow_lines: dict[str, list], evidence) -> None:
+    bad = [
+        ln
+        for lines in flow_lines.values()
+        for ln in lines
+        if ln.fields is None or any(key not in ln.fields for key in REQUIRED_KEYS)
+    ]
+    evidence(
+        kind="logs",
+        check=f"lines missing one of {REQUIRED_KEYS}",
+        seen=[ln.raw for ln in bad[:20]],
+        expected="none",
+    )
+    assert not bad, f"{len(bad)} line(s) lack one of {REQUIRED_KEYS}:\n{describe_lines(bad)}"
+
+
+@pytest.mark.guarantee("LOG-SERVICE-FIELD")
+def test_log_service_field(flow_lines: dict[str, list], evidence) -> None:
+    bad = [
+        (name, ln)
+        for name, lines in flow_lines.items()
+        for ln in lines
+        if ln.get("service") != name
+    ]
+    evidence(
+        kind="logs",
+        check="lines whose service field is not the writer",
+        seen=[f"{name}: {ln.raw}" for name, ln in bad[:20]],
+        expected="none",
+    )
+    assert not bad, f"{len(bad)} line(s) name another service (or none):\n" + describe_lines(
+        [ln for _, ln in bad]
+    )
+
+
+@pytest.mark.guarantee("LOG-TRACE-ID-IN-REQUEST")
+def test_log_trace_id_in_request(flow: Flow, in_request: list, evidence) -> None:
+    bad = [ln for ln in in_request if ln.get("trace_id") != flow.trace_id]
+    evidence(
+        kind="logs",
+        check="request lines without the request's trace_id",
+        expected=flow.trace_id,
+        seen=[ln.raw for ln in bad[:20]],
+    )
+    assert not bad, (
+        f"{len(bad)} of {len(in_request)} line(s) written during "
+        f"{flow.call.describe()} do not carry trace_id {flow.trace_id}:\n"
+        f"{describe_lines(bad)}"
+    )
+
+
+@pytest.mark.guarantee("LOG-SPAN-ID-IN-REQUEST")
+def test_log_span_id_in_request(flow: Flow, in_request: list, evidence) -> None:
+    span_ids = {s.span_id for s in flow.spans}
+    bad = [ln for ln in in_request if ln.get("span_id") not in span_ids]
+    evidence(
+        kind="logs",
+        check="request lines whose span_id is not a span of the trace",
+        expected=sorted(span_ids),
+        seen=[ln.raw for ln in bad[:20]],
+    )
+    assert not bad, (
+        f"{len(bad)} line(s) written during {flow.call.describe()} carry a span_id "
+        f"that is not a span of trace {flow.trace_id}:\n{describe_lines(bad)}"
+    )
+
+
+@pytest.mark.guarantee("LOG-FINDABLE-BY-TRACE")
+def test_log_findable_by_trace(system: System, flow: Flow, evidence) -> None:
+    service = system.names["user"]
+    query = system.logs.selector(service, trace_id=flow.trace_id)
+    evidence(kind="logsql", check="lines found by service and trace_id", query=query)
+    try:
+        poll(
+            lambda: system.logs.lines(service, trace_id=flow.trace_id),
+            until=bool,
+            timeout=10,
+            describe=f"lines with trace_id {flow.trace_id}",
+        )
+    except PollTimeout:
+        raise AssertionError(
+            f"no {service} line found by trace_id {flow.trace_id} "
+            f"(request {flow.call.describe()})\n  LogsQL: {query}"
+        ) from None
+
+
+@pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
+def test_log_trace_id_resolves(system: System, flow_lines: dict[str, list], evidence) -> None:
+    trace_ids = {ln.get("trace_id") for lines in flow_lines.values() for ln in lines} - {None, ""}
+    assert trace_ids, "no line of the flow carries a trace_id"
+    missing = []
+    for trace_id in sorted(trace_ids):
+        try:
+            system.traces.trace(trace_id)
+        except TraceNotFound:
+            missing.append(trace_id)
+    evidence(
+        kind="compare",
+        check="trace ids in the logs found in the trace store",
+        query=system.traces.trace_url("<id>"),
+        expected=sorted(trace_ids),
+        seen=missing,
+    )
+    assert not missing, (
+        f"{len(missing)} of {len(trace_ids)} trace id(s) in the logs have no "
+        f"trace in the trace store: {', '.join(missing[:5])}"
+    )
+
+
+@pytest.mark.guarantee("LOG-CONSUMER-CORRELATED")
+def test_log_consumer_correlated(system: System, flow: Flow, evidence) -> None:
+    consumer = system.names["order"]
+    query = system.logs.selector(consumer, trace_id=flow.trace_id)
+    evidence(kind="logsql", check="consumer lines carrying the flow's trace_id", query=query)
+    try:
+        poll(
+            lambda: system.logs.lines(consumer, trace_id=flow.trace_id),
+            until=bool,
+            timeout=10,
+            describe=f"{consumer} lines with trace_id {flow.trace_id}",
+        )
+    except PollTimeout:
+        window = lines_between(system, consumer, flow.call.started, flow.ended)
+        raise AssertionError(
+            f"{consumer} wrote no line with the flow's trace_id {flow.trace_id} while processing "
+            f"{system.target.subjects['user_created']}; its lines in the flow's window:\n"
+            f"{describe_lines(window)}\n  LogsQL: {query}"
+        ) from None
+
+
+@pytest.mark.guarantee("LOG-REQUEST-ID")
+def test_log_request_id(flow: Flow, in_request: list, evidence) -> None:
+    bad = [ln for ln in in_request if ln.get("request_id") != flow.call.request_id]
+    evidence(
+        kind="logs",
+        check="request lines without the X-Request-ID sent",
+        expected=flow.call.request_id,
+        seen=[ln.raw for ln in bad[:20]],
+    )
+    assert not bad, (
+        f"{len(bad)} line(s) written during {flow.call.describe()} do not carry "
+        f"request_id {flow.call.request_id}:\n{describe_lines(bad)}"
+    )
+
+
+def check_no_log_loss(system: System, evidence, after: float) -> None:
+    """Per service: lines counted by the service (log_records_total) == lines in the store
+    since the process started. Polled: the shipper may still be catching up."""
+    metric = system.target.metrics["log_records"]
+    label = system.target.labels["service"]
+    for name in system.names.values():
+        counted_q = f'sum({metric}{{{label}="{name}"}})'
+        start_q = f'max(process_start_time_seconds{{{label}="{name}"}})'
+        await_scrape_after(system.prometheus, name, after)
+        started = system.prometheus.value(start_q)
+        assert started is not None, f"no process_start_time_seconds for {name}: {start_q}"
+        stored_q = system.logs.selector(name, since=started - 1)
+
+        def both(counted_q: str = counted_q, stored_q: str = stored_q) -> tuple[float | None, int]:
+            return system.prometheus.value(counted_q), system.logs.count(stored_q)
+
+        try:
+            counted, stored = poll(
+                both,
+                until=lambda pair: pair[0] == pair[1],
+                timeout=10,
+                describe=f"{name}: lines counted == lines stored",
+            )
+        except PollTimeout:
+            counted, stored = both()
+        check_equal(
+            f"{name}: lines the service counted as written vs lines in the log store",
+            f"{counted_q}  vs  LogsQL {stored_q} | stats count()",
+            counted,
+            stored,
+            evidence,
+        )
+
+
+@pytest.mark.guarantee("LOG-NO-LOSS")
+def test_log_no_loss(system: System, flow: Flow, evidence) -> None:
+    check_no_log_loss(system, evidence, after=flow.ended)

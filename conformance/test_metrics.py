@@ -1,0 +1,294 @@
+"""MET: metrics are exact — every request counted once, under its route template and status."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conformance.checks import check_equal
+from conformance.driver import Driver
+from conformance.metrics import (
+    Key,
+    await_scrape_after,
+    delta,
+    format_counts,
+    selector,
+    snapshot,
+)
+from conformance.scenarios import create_user, get_user, receive_stock, stock_levels, unique_email
+from conformance.system import System
+from stack.waiting import PollTimeout, poll
+
+BY = ("method", "route", "status")
+UNKNOWN_IDS = (999_000_001, 999_000_002, 999_000_003)
+
+
+@dataclass
+class Round:
+    """A known mix of requests and the request counters before and after it."""
+
+    expected: dict[str, Counter[Key]]  # role -> (method, route, status) -> n
+    before: dict[str, Counter[Key]]
+    after: dict[str, Counter[Key]]
+    duration_before: dict[str, Counter[Key]]
+    duration_after: dict[str, Counter[Key]]
+    users_created: int
+    paths: list[str]
+
+
+def _labels(system: System) -> list[str]:
+    return [system.target.labels[k] for k in BY]
+
+
+def _requests(system: System, role: str) -> str:
+    return selector(system.target, system.target.metrics["requests"], system.names[role])
+
+
+def _durations(system: System, role: str) -> str:
+    return selector(system.target, system.target.metrics["duration"] + "_count", system.names[role])
+
+
+def _snapshots(system: System) -> tuple[dict, dict]:
+    labels = _labels(system)
+    return (
+        {
+            role: snapshot(system.prometheus, _requests(system, role), labels)
+            for role in system.names
+        },
+        {
+            role: snapshot(system.prometheus, _durations(system, role), labels)
+            for role in system.names
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def round_(system: System) -> Round:
+    """Send the mix: creates (201), an invalid create (422), reads (200), unknown ids (404)."""
+    driver = Driver(system.urls)
+    now = time.time()
+    for role in system.names:  # requests of earlier tests are counted before the snapshot
+        await_scrape_after(system.prometheus, system.names[role], now)
+    before, duration_before = _snapshots(system)
+    created = [create_user(driver) for _ in range(2)]
+    bad = driver.call("user", "POST", "/api/users", json={"name": "x", "email": "not-an-email"})
+    for call in created:
+        get_user(driver, call.body.get("id") if isinstance(call.body, dict) else 0)
+    for unknown in UNKNOWN_IDS:
+        get_user(driver, unknown)
+    driver.call("user", "GET", "/api/users")
+    sku = f"SKU-{unique_email()[8:14]}"
+    receive_stock(driver, sku)
+    stock_levels(driver, sku)
+    driver.call("order", "GET", "/api/orders/000000000000000000000000", route="/api/orders/{id}")
+    assert bad.status == 422, f"an invalid email should answer 422, got {bad.status}"
+    expected: dict[str, Counter[Key]] = {role: Counter() for role in system.names}
+    for call in driver.calls:
+        expected[call.role][(call.method, call.route.split("?")[0], str(call.status))] += 1
+    last = max(c.ended for c in driver.calls)
+    for role in system.names:
+        await_scrape_after(system.prometheus, system.names[role], last)
+    after, duration_after = _snapshots(system)
+    driver.close()
+    return Round(
+        expected,
+        before,
+        after,
+        duration_before,
+        duration_after,
+        users_created=sum(c.status == 201 for c in created),
+        paths=[c.path for c in driver.calls],
+    )
+
+
+@pytest.mark.guarantee("MET-EXPOSITION-PARSES")
+def test_met_exposition_parses(system: System, evidence) -> None:
+    for role, url in system.urls.items():
+        body = httpx.get(f"{url}/metrics", timeout=5).text
+        try:
+            names = {family.name for family in text_string_to_metric_families(body)}
+        except ValueError as error:
+            evidence(kind="exposition", check=f"{url}/metrics parses", seen=str(error))
+            raise AssertionError(
+                f"{system.names[role]} /metrics is not valid Prometheus text format: {error}"
+            ) from None
+        requests = system.target.metrics["requests"].removesuffix("_total")
+        assert requests in names, f"{system.names[role]} /metrics has no {requests} family"
+
+
+@pytest.mark.guarantee("MET-TARGET-UP")
+def test_met_target_up(system: System, evidence) -> None:
+    for name in system.names.values():
+        query = f'max(up{{job="{name}"}})'
+        try:
+            value = poll(
+                lambda q=query: system.prometheus.value(q),
+                until=lambda v: v == 1,
+                timeout=5,
+                describe=query,
+            )
+        except PollTimeout:
+            value = system.prometheus.value(query)
+        check_equal(f"Prometheus scrapes {name}", query, 1.0, value, evidence)
+
+
+@pytest.mark.guarantee("MET-REQUESTS-EXACT")
+def test_met_requests_exact(system: System, round_: Round, evidence) -> None:
+    for role in system.names:
+        seen = delta(round_.before[role], round_.after[role])
+        check_equal(
+            f"{system.names[role]}: http requests counted per method/route/status",
+            _requests(system, role),
+            format_counts(round_.expected[role]),
+            format_counts(seen),
+            evidence,
+        )
+
+
+@pytest.mark.guarantee("MET-ERRORS-COUNTED")
+def test_met_errors_counted(system: System, round_: Round, evidence) -> None:
+    for role in system.names:
+        errors = Counter({k: v for k, v in round_.expected[role].items() if k[2] >= "400"})
+        seen = delta(round_.before[role], round_.after[role])
+        seen_errors = Counter({k: v for k, v in seen.items() if k[2] >= "400"})
+        check_equal(
+            f"{system.names[role]}: 4xx responses counted with their status",
+            _requests(system, role),
+            format_counts(errors),
+            format_counts(seen_errors),
+            evidence,
+        )
+
+
+@pytest.mark.guarantee("MET-ROUTE-TEMPLATE")
+def test_met_route_template(system: System, round_: Round, evidence) -> None:
+    routes = {k[1] for role in system.names for k in delta(round_.before[role], round_.after[role])}
+    expected = {k[1] for counts in round_.expected.values() for k in counts}
+    evidence(
+        kind="compare",
+        check="endpoint label values",
+        query="http_requests_total",
+        expected=sorted(expected),
+        seen=sorted(routes),
+    )
+    raw = sorted(routes - expected)
+    assert not raw, f"endpoint labels that are not route templates: {raw}"
+    assert "/api/users/{id}" in routes, "no series with the template /api/users/{id}"
+
+
+@pytest.mark.guarantee("MET-ROUTE-CARDINALITY")
+def test_met_route_cardinality(system: System, round_: Round, evidence) -> None:
+    after_routes = {k[1] for k in round_.after["user"]}
+    concrete = sorted(r for r in after_routes if any(str(i) in r for i in UNKNOWN_IDS))
+    evidence(
+        kind="compare",
+        check="endpoint values naming concrete ids",
+        query=_requests(system, "user"),
+        expected=[],
+        seen=concrete,
+    )
+    assert not concrete, f"requests to distinct ids created new endpoint values: {concrete}"
+
+
+@pytest.mark.guarantee("MET-HISTOGRAM-CUMULATIVE")
+def test_met_histogram_cumulative(system: System, round_: Round, evidence) -> None:
+    metric = system.target.metrics["duration"]
+    for name in system.names.values():
+        label = system.target.labels["service"]
+        buckets = system.prometheus.query(f'{metric}_bucket{{{label}="{name}"}}')
+        counts = {
+            tuple(sorted((k, v) for k, v in s.labels.items() if k != "__name__")): s.value
+            for s in system.prometheus.query(f'{metric}_count{{{label}="{name}"}}')
+        }
+        series: dict[tuple, list[tuple[float, float]]] = {}
+        for sample in buckets:
+            key = tuple(
+                sorted((k, v) for k, v in sample.labels.items() if k not in ("le", "__name__"))
+            )
+            series.setdefault(key, []).append((float(sample.labels["le"]), sample.value))
+        assert series, f"no {metric}_bucket series for {name}"
+        for key, points in series.items():
+            points.sort()
+            values = [v for _, v in points]
+            assert values == sorted(values), (
+                f"{name} {metric} buckets are not cumulative for {dict(key)}: {points}"
+            )
+            assert values[-1] == counts.get(key), (
+                f"{name} {metric} +Inf bucket {values[-1]} != _count {counts.get(key)} "
+                f"for {dict(key)}"
+            )
+
+
+@pytest.mark.guarantee("MET-HISTOGRAM-COUNT-MATCHES")
+def test_met_histogram_count_matches(system: System, round_: Round, evidence) -> None:
+    for role in system.names:
+        requests = delta(round_.before[role], round_.after[role])
+        durations = delta(round_.duration_before[role], round_.duration_after[role])
+        check_equal(
+            f"{system.names[role]}: duration _count rises as the request counter does",
+            f"{_durations(system, role)} vs {_requests(system, role)}",
+            format_counts(requests),
+            format_counts(durations),
+            evidence,
+        )
+
+
+def _business(system: System, role: str, metric_key: str, **labels: str) -> str:
+    return (
+        "sum("
+        + selector(system.target, system.target.metrics[metric_key], system.names[role], **labels)
+        + ")"
+    )
+
+
+def _await_business(system: System, query: str, before: float, expected: float) -> float | None:
+    try:
+        return poll(
+            lambda: system.prometheus.value(query),
+            until=lambda v: (v or 0) - before >= expected,
+            timeout=15,
+            describe=query,
+        )
+    except PollTimeout:
+        return system.prometheus.value(query)
+
+
+@pytest.fixture(scope="module")
+def business_round(system: System) -> dict[str, tuple[str, float, float, float]]:
+    """Create users; read business and event counters before and after their flows."""
+    subject = system.target.subjects["user_created"]
+    queries = {
+        "users_created": (_business(system, "user", "users_created"), 2),
+        "welcome_orders_created": (_business(system, "order", "welcome_orders_created"), 2),
+        "events_published": (_business(system, "user", "events_published", subject=subject), 2),
+        "events_consumed": (_business(system, "order", "events_consumed", subject=subject), 2),
+    }
+    before = {k: system.prometheus.value(q) or 0 for k, (q, _) in queries.items()}
+    driver = Driver(system.urls)
+    calls = [create_user(driver) for _ in range(2)]
+    driver.close()
+    assert all(c.status == 201 for c in calls), [c.describe() for c in calls]
+    result = {}
+    for key, (query, expected) in queries.items():
+        after = _await_business(system, query, before[key], expected)
+        result[key] = (query, before[key], float(expected), (after or 0) - before[key])
+    return result
+
+
+@pytest.mark.guarantee("MET-BUSINESS-COUNTERS")
+def test_met_business_counters(business_round: dict, evidence) -> None:
+    for key in ("users_created", "welcome_orders_created"):
+        query, _, expected, seen = business_round[key]
+        check_equal(f"{key} rises by the entities created", query, expected, seen, evidence)
+
+
+@pytest.mark.guarantee("MET-EVENT-COUNTERS")
+def test_met_event_counters(business_round: dict, evidence) -> None:
+    for key in ("events_published", "events_consumed"):
+        query, _, expected, seen = business_round[key]
+        check_equal(f"{key} rises by the events of the flows", query, expected, seen, evidence)

@@ -1,0 +1,160 @@
+"""PROP: W3C trace context and X-Request-ID cross every boundary: HTTP in, NATS out."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from conformance.checks import check_equal
+from conformance.driver import Driver
+from conformance.scenarios import TRACESTATE, Flow, get_user, poll_trace_ready
+from conformance.system import System
+from stack.waiting import PollTimeout, poll
+
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+MALFORMED = "00-this-is-not-a-traceparent-01"
+
+
+@pytest.fixture(scope="module")
+def continued(system: System) -> tuple:
+    """A traced GET and the server spans found under the trace id the suite sent."""
+    driver = Driver(system.urls)
+    call = get_user(driver, 1)
+    driver.close()
+    spans = poll_trace_ready(system, call.trace_id)
+    return call, [s for s in spans if s.kind == "SERVER"]
+
+
+@pytest.mark.guarantee("PROP-TRACEPARENT-CONTINUED")
+def test_prop_traceparent_continued(system: System, continued: tuple, evidence) -> None:
+    call, servers = continued
+    evidence(
+        kind="trace",
+        check="server span under the trace id sent",
+        trace_id=call.trace_id,
+        request=call.describe(),
+        findings=[],
+        gap="",
+        spans=[],
+    )
+    assert servers, (
+        f"no server span under trace id {call.trace_id} sent in traceparent with "
+        f"{call.describe()}: the incoming context was not continued "
+        f"({system.traces.trace_url(call.trace_id or '')})"
+    )
+
+
+@pytest.mark.guarantee("PROP-PARENT-IS-CALLER")
+def test_prop_parent_is_caller(continued: tuple, evidence) -> None:
+    call, servers = continued
+    assert servers, f"no server span under the trace id sent with {call.describe()}"
+    check_equal(
+        "the server span's parent is the caller's span from traceparent",
+        call.describe(),
+        call.client_span_id,
+        servers[0].parent_span_id,
+        evidence,
+    )
+
+
+def _messages(flow: Flow, subject: str) -> list:
+    return [m for m in flow.messages if m.subject == subject]
+
+
+@pytest.mark.guarantee("PROP-NATS-HEADERS")
+def test_prop_nats_headers(system: System, flow: Flow, evidence) -> None:
+    problems = []
+    for subject in system.target.subjects.values():
+        messages = _messages(flow, subject)
+        if not messages:
+            problems.append(f"no message on {subject} was seen for the flow")
+        for message in messages:
+            header = message.headers.get("traceparent", "")
+            match = TRACEPARENT.match(header)
+            if not match:
+                problems.append(f"{subject}: traceparent header {header!r} is missing or invalid")
+            elif match.group(1) != flow.trace_id:
+                problems.append(
+                    f"{subject}: traceparent names trace {match.group(1)}, "
+                    f"the flow's trace is {flow.trace_id}"
+                )
+    evidence(
+        kind="nats",
+        check="traceparent in NATS message headers",
+        expected=f"00-{flow.trace_id}-<span>-01",
+        seen=[f"{m.subject}: {m.headers}" for m in flow.messages],
+    )
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.guarantee("PROP-TRACESTATE-PASSED")
+def test_prop_tracestate_passed(system: System, flow: Flow, evidence) -> None:
+    subject = system.target.subjects["user_created"]
+    messages = _messages(flow, subject)
+    assert messages, f"no {subject} message was seen for the flow"
+    seen = [m.headers.get("tracestate") for m in messages]
+    check_equal(
+        f"tracestate sent with the request, in the {subject} message headers",
+        f"NATS subscription on {subject}",
+        [TRACESTATE] * len(messages),
+        seen,
+        evidence,
+    )
+
+
+@pytest.mark.guarantee("PROP-MALFORMED-NEW-TRACE")
+def test_prop_malformed_new_trace(system: System, driver: Driver, evidence) -> None:
+    call = driver.call(
+        "user", "GET", "/api/users", traced=False, headers={"traceparent": MALFORMED}
+    )
+    evidence(
+        kind="compare",
+        check="answer to a malformed traceparent",
+        query=call.describe(),
+        expected="2xx and a new trace",
+        seen=call.status,
+    )
+    assert 200 <= call.status < 300, (
+        f"a malformed traceparent {MALFORMED!r} was answered with {call.status}: it must be "
+        f"ignored (a new trace started), not rejected"
+    )
+    service = system.names["user"]
+
+    def new_traces() -> list[str]:
+        found = system.traces.search(service, call.started - 0.2, time.time() + 1)
+        return [
+            tid
+            for tid, spans in found.items()
+            if any(
+                s.kind == "SERVER"
+                and s.start_ns / 1e9 >= call.started - 0.05
+                and s.start_ns / 1e9 <= call.ended + 0.05
+                for s in spans
+            )
+        ]
+
+    try:
+        poll(new_traces, until=bool, timeout=10, describe=f"a new {service} trace")
+    except PollTimeout:
+        raise AssertionError(
+            f"no new trace was started by {service} for {call.describe()} "
+            f"with a malformed traceparent"
+        ) from None
+
+
+@pytest.mark.guarantee("PROP-REQUEST-ID-ECHOED")
+def test_prop_request_id_echoed(driver: Driver, evidence) -> None:
+    given = driver.call("user", "GET", "/api/users", request_id="obsconf-echo-check")
+    check_equal(
+        "X-Request-ID sent is echoed",
+        given.describe(),
+        "obsconf-echo-check",
+        given.response_headers.get("x-request-id"),
+        evidence,
+    )
+    generated = driver.call("user", "GET", "/api/users", request_id=None)
+    assert generated.response_headers.get("x-request-id"), (
+        f"{generated.describe()} sent no X-Request-ID and got none back: one should be generated"
+    )
