@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 
 from conformance.clients.logs import LogLine
 from conformance.driver import Call
 from conformance.system import System
+from stack.waiting import PollTimeout, poll
 
 REQUIRED_KEYS = ("ts", "level", "msg", "service")
 SLACK_S = 0.05  # clock slack between the service's `ts` and the suite's call timestamps
@@ -23,10 +25,33 @@ def line_time(line: LogLine) -> float:
     return line.time
 
 
-def lines_between(system: System, service: str, since: float, until: float) -> list[LogLine]:
-    """The lines `service` wrote in [since, until] (epoch s)."""
-    fetched = system.logs.lines(service, since=since - 5, until=until + 5)
-    return [ln for ln in fetched if since - SLACK_S <= line_time(ln) <= until + SLACK_S]
+def lines_between(
+    system: System, service: str, since: float, until: float, timeout: float = 10.0
+) -> list[LogLine]:
+    """The lines `service` wrote in [since, until] (epoch s).
+
+    The log store makes lines searchable about a second after they arrive, so this polls
+    until the window holds lines and two reads in a row agree (or the deadline passes)."""
+
+    def read() -> list[LogLine]:
+        fetched = system.logs.lines(service, since=since - 5, until=until + 5)
+        return [ln for ln in fetched if since - SLACK_S <= line_time(ln) <= until + SLACK_S]
+
+    seen: list[list[LogLine]] = []
+
+    def settled() -> bool:
+        seen.append(read())
+        return len(seen) >= 2 and bool(seen[-1]) and len(seen[-1]) == len(seen[-2])
+
+    with contextlib.suppress(PollTimeout):  # the callers report what (little) was found
+        poll(
+            settled,
+            timeout=timeout,
+            describe=f"{service} lines in the log store",
+            interval=0.3,
+            max_interval=0.5,
+        )
+    return seen[-1] if seen else []
 
 
 def request_lines(system: System, call: Call) -> list[LogLine]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from conformance.clients.traces import TraceNotFound
 from conformance.driver import Call, Driver
@@ -21,7 +21,7 @@ from conformance.traces.analysis import Expectation, analyse, expectation_from_t
 from conformance.traces.model import Span
 from stack.waiting import PollTimeout, poll
 
-FLOW_TIMEOUT = 15.0
+FLOW_TIMEOUT = 10.0
 TRACESTATE = "obsconf=t61rcWkgMzE,other=v1"
 
 
@@ -74,7 +74,8 @@ def await_trace(
             return False
         if expectation is None:
             return True
-        return not [f for f in analyse(spans, expectation) if f.code == "missing-service"]
+        waiting_for = {"missing-service", "orphan"}  # a parent (e.g. the root) not yet exported
+        return not [f for f in analyse(spans, expectation) if f.code in waiting_for]
 
     try:
         return poll(
@@ -85,6 +86,28 @@ def await_trace(
         )
     except PollTimeout:
         return fetch_trace(system, trace_id)
+
+
+def expectation_for(system: System, call: Call) -> Expectation:
+    """The target's path expectation for one call: the caller's span (sent in traceparent,
+    never exported) is the expected external parent of the entry span."""
+    base = expectation_from_target(system.target)
+    external = frozenset({call.client_span_id}) if call.client_span_id else frozenset()
+    return replace(base, external_parents=external)
+
+
+def await_traces(system: System, calls: list[Call], timeout: float = FLOW_TIMEOUT) -> dict:
+    """Traces of several concurrent flows, polled together under one deadline."""
+    deadline = time.monotonic() + timeout
+    return {
+        c.trace_id: await_trace(
+            system,
+            c.trace_id or "",
+            expectation_for(system, c),
+            max(0.5, deadline - time.monotonic()),
+        )
+        for c in calls
+    }
 
 
 @dataclass
@@ -109,19 +132,11 @@ class Flow:
 
 def user_flow(system: System, driver: Driver) -> Flow:
     """POST /api/users with traceparent + tracestate; gather the trace, window and messages."""
-    expectation = expectation_from_target(system.target)
     subjects = list(system.target.subjects.values())
     with NatsTap(system.nats_url, subjects) if system.nats_url else _NoTap() as tap:
         call = create_user(driver, headers={"tracestate": TRACESTATE})
         user_id = call.body.get("id") if isinstance(call.body, dict) else None
-        external = frozenset({call.client_span_id}) if call.client_span_id else frozenset()
-        expectation = Expectation(
-            services=expectation.services,
-            hops=expectation.hops,
-            consumer_relation=expectation.consumer_relation,
-            tolerance_ms=expectation.tolerance_ms,
-            external_parents=external,
-        )
+        expectation = expectation_for(system, call)
         spans = await_trace(system, call.trace_id or "", expectation)
         window = gather_window(system, call.started, expectation.services)
         messages = _flow_messages(tap.snapshot(), call, user_id)

@@ -12,7 +12,7 @@ import pytest
 from conformance.checks import check_equal
 from conformance.driver import Call, Driver
 from conformance.metrics import await_scrape_after, delta, format_counts, selector, snapshot
-from conformance.scenarios import await_trace, create_user, get_user
+from conformance.scenarios import await_traces, create_user, get_user
 from conformance.system import System
 from conformance.test_logs import check_no_log_loss
 from conformance.traces.analysis import Expectation, analyse, expectation_from_target, is_consume
@@ -57,7 +57,7 @@ def load(system: System) -> Load:
     flows = calls[:FLOWS]
     assert all(c.status == 201 for c in flows), [c.describe() for c in flows]
     expectation = expectation_from_target(target)
-    traces = {c.trace_id: await_trace(system, c.trace_id, expectation) for c in flows}
+    traces = await_traces(system, flows)
     return Load(flows, traces, expected, counted, expectation, ended)
 
 
