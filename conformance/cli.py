@@ -30,16 +30,23 @@ def cmd_doctor(_args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start the stack, print one JSON line of endpoints, run until SIGINT/SIGTERM."""
+    """Start the stack (and the reference services), print endpoints, run until signalled."""
+    from reference_services.faults import UnknownFault
+    from reference_services.launcher import ReferenceServices, ServiceFailed
     from stack.local import ComponentFailed, LocalStack
     from stack.signals import Terminated, install_termination_handlers
 
     install_termination_handlers()
     stack = LocalStack()
+    services: ReferenceServices | None = None
     try:
         started = time.monotonic()
         endpoints = stack.start()
         info = endpoints.as_dict()
+        if not args.no_services:
+            services = ReferenceServices(endpoints, faults=args.fault)
+            info["services"] = services.start()
+            info["faults"] = list(args.fault)
         info["started_in_s"] = round(time.monotonic() - started, 2)
         info["pid"] = os.getpid()
         _state_file().parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +60,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.pause()
     except (KeyboardInterrupt, Terminated):
         pass
-    except (MissingBinary, ComponentFailed) as error:
+    except (MissingBinary, ComponentFailed, ServiceFailed, UnknownFault) as error:
         print(f"obsconf up: {error}", file=sys.stderr)
         return 1
     finally:
+        if services is not None:
+            services.stop()
         stack.stop()
         _state_file().unlink(missing_ok=True)
     return 0
@@ -86,6 +95,50 @@ def cmd_down(_args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from conformance.runner import run
+
+    return run(args.target, args.out, args.fault, args.stack_endpoints, args.k)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from conformance.runner import reproduce
+
+    return reproduce(args.fault, args.out, args.stack_endpoints)
+
+
+def cmd_faults(_args: argparse.Namespace) -> int:
+    """Every fault mode of the reference services and the guarantees it breaks."""
+    from conformance.catalog import broken_by
+    from reference_services.faults import FAULTS
+
+    for name, fault in sorted(FAULTS.items()):
+        ids = ", ".join(g.id for g in broken_by(name)) or "(none: not a negative control yet)"
+        print(f"{name:<26} {fault.description}\n{'':<26} breaks: {ids}")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from conformance.target import TargetError, load_target
+    from conformance.trace_command import explain_trace
+
+    traces_url = args.traces
+    if traces_url is None:
+        try:
+            traces_url = json.loads(_state_file().read_text())["traces"]
+        except (FileNotFoundError, KeyError, ValueError):
+            print("obsconf trace: give --traces URL (no running `obsconf up` found)")
+            return 2
+    try:
+        target = load_target(args.target) if args.target else None
+    except TargetError as error:
+        print(f"obsconf trace: {error}")
+        return 2
+    status, text = explain_trace(args.trace_id, traces_url, target)
+    print(text)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="obsconf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,10 +146,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=[], help="component name")
     p.set_defaults(fn=cmd_install)
     sub.add_parser("doctor", help="what is installed, what is missing").set_defaults(fn=cmd_doctor)
-    p = sub.add_parser("up", help="start the stack and keep it running")
+    p = sub.add_parser("up", help="start the stack and the reference services; keep them running")
     p.add_argument("--json", action="store_true", help="print one JSON line of endpoints")
+    p.add_argument("--no-services", action="store_true", help="the stack only")
+    p.add_argument("--fault", action="append", default=[], help="reference-service fault mode")
     p.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop a running `obsconf up`").set_defaults(fn=cmd_down)
+    p = sub.add_parser("run", help="run the conformance suite against a target")
+    p.add_argument("--target", type=Path, default=None, help="target YAML (default: reference)")
+    p.add_argument("--fault", action="append", default=[], help="reference-service fault mode")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("obsconf-report"),
+        help="where report.html, results.json and junit.xml go",
+    )
+    p.add_argument(
+        "--stack-endpoints",
+        type=Path,
+        default=None,
+        help="reuse a running stack (`obsconf up --json` output)",
+    )
+    p.add_argument("-k", default=None, help="select guarantees, e.g. TRC or 'LOG and not LOAD'")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("reproduce", help="start everything with a fault and show what it breaks")
+    p.add_argument("fault")
+    p.add_argument("--out", type=Path, default=Path("obsconf-report"))
+    p.add_argument("--stack-endpoints", type=Path, default=None)
+    p.set_defaults(fn=cmd_reproduce)
+    sub.add_parser("faults", help="list the fault modes and what each breaks").set_defaults(
+        fn=cmd_faults
+    )
+    p = sub.add_parser("trace", help="fetch a trace, print its tree and any gap")
+    p.add_argument("trace_id")
+    p.add_argument("--traces", default=None, help="trace store URL (default: the running stack)")
+    p.add_argument(
+        "--target",
+        type=Path,
+        default=None,
+        help="target YAML: also check the expected service path",
+    )
+    p.set_defaults(fn=cmd_trace)
     return parser
 
 

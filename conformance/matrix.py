@@ -1,0 +1,99 @@
+"""The negative-control matrix: run the suite once per fault mode and check the catalog's claim.
+
+For a fault F the claim is: every guarantee that lists F fails, and every guarantee of a
+family with no guarantee listing F passes (a fault breaks what it names and nothing unrelated).
+With no fault, everything passes. `run_suite` runs the real suite in a subprocess against a
+running stack, so each run starts its own reference services with the fault switched on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.catalog import all_faults, broken_by, catalog
+
+SUITE_DIR = Path(__file__).resolve().parent
+REPO = SUITE_DIR.parent
+
+
+@dataclass(frozen=True)
+class Verdict:
+    fault: str  # "" for the baseline
+    outcomes: dict[str, str]  # guarantee id -> passed/failed/skipped
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def run_suite(
+    fault: str, stack_endpoints: Path, target: Path | None = None, extra: tuple[str, ...] = ()
+) -> dict:
+    """Run the conformance suite once (with `fault` if given); return its JSON results."""
+    with tempfile.TemporaryDirectory(prefix="obsconf-matrix-") as scratch:
+        results = Path(scratch) / "results.json"
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITE_DIR),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(REPO),
+            f"--stack-endpoints={stack_endpoints}",
+            f"--results={results}",
+            *extra,
+        ]
+        if target is not None:
+            command.append(f"--target={target}")
+        if fault:
+            command.append(f"--fault={fault}")
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        if not results.exists():
+            raise RuntimeError(
+                f"suite run with fault {fault!r} wrote no results "
+                f"(exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+            )
+        return json.loads(results.read_text())
+
+
+def judge(fault: str, results: dict) -> Verdict:
+    """Compare one run's outcomes with what the catalog says `fault` breaks."""
+    outcomes = {g["id"]: g["outcome"] for g in results["guarantees"]}
+    named = {g.id for g in broken_by(fault)} if fault else set()
+    families = {catalog()[gid].family for gid in named}
+    problems = []
+    for gid, guarantee in catalog().items():
+        outcome = outcomes.get(gid, "not run")
+        if gid in named and outcome != "failed":
+            problems.append(f"{gid} should fail under {fault} but {outcome}")
+        elif guarantee.family not in families and outcome != "passed":
+            message = next((g["message"] for g in results["guarantees"] if g["id"] == gid), "")
+            problems.append(
+                f"{gid} ({'unrelated family' if fault else 'no fault'}) {outcome}: {message[:300]}"
+            )
+    return Verdict(fault, outcomes, tuple(problems))
+
+
+def render_matrix(verdicts: list[Verdict]) -> str:
+    """A text table: one row per fault, one column per family, F/./s per guarantee."""
+    ids = list(catalog())
+    lines = ["fault                       " + " ".join(f"{i:>2}" for i in range(1, len(ids) + 1))]
+    mark = {"failed": " F", "passed": " .", "skipped": " s"}
+    for v in verdicts:
+        cells = "".join(mark.get(v.outcomes.get(gid, ""), " ?") for gid in ids)
+        lines.append(f"{(v.fault or '(none)'):<27}{cells}  {'ok' if v.ok else 'MISMATCH'}")
+    legend = "  ".join(f"{i}={gid}" for i, gid in enumerate(ids, 1))
+    return "\n".join(lines) + "\ncolumns: " + legend
+
+
+def faults_to_check() -> list[str]:
+    return all_faults()

@@ -1,0 +1,94 @@
+"""`obsconf run` and `obsconf reproduce`: the suite as a command.
+
+The target file is validated before anything starts; the suite then runs in-process with
+pytest and leaves `report.html`, `results.json` and `junit.xml` in the output directory.
+Exit status: 0 exactly when every MUST guarantee passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from conformance.catalog import broken_by
+from conformance.target import TargetError, load_target
+
+SUITE_DIR = Path(__file__).resolve().parent
+DEFAULT_TARGET = SUITE_DIR.parent / "targets" / "reference.yaml"
+PLUGINS = ("fixtures.stack", "fixtures.services", "fixtures.conformance")
+
+
+def suite_args(
+    target: Path,
+    out: Path,
+    faults: Sequence[str] = (),
+    stack_endpoints: Path | None = None,
+    select: str | None = None,
+    quiet: bool = True,
+) -> list[str]:
+    """The pytest command line of one suite run."""
+    args = [str(SUITE_DIR), "-p", "no:cacheprovider", "--rootdir", str(SUITE_DIR.parent)]
+    for plugin in PLUGINS:
+        args += ["-p", plugin]
+    args += [f"--target={target}", f"--report-dir={out}"]
+    args += [f"--fault={f}" for f in faults]
+    if stack_endpoints:
+        args.append(f"--stack-endpoints={stack_endpoints}")
+    if select:
+        args += ["-k", select]
+    if quiet:
+        args.append("-q")
+    return args
+
+
+def run(
+    target: Path | None,
+    out: Path,
+    faults: Sequence[str] = (),
+    stack_endpoints: Path | None = None,
+    select: str | None = None,
+) -> int:
+    """Validate the target, run the suite, return its exit status."""
+    target = target or DEFAULT_TARGET
+    try:
+        load_target(target)
+    except TargetError as error:
+        print(f"obsconf run: {error}")
+        return 2
+    if faults:
+        from reference_services.faults import UnknownFault, parse_faults
+
+        try:
+            parse_faults(",".join(faults))
+        except UnknownFault as error:
+            print(f"obsconf run: {error}")
+            return 2
+    out.mkdir(parents=True, exist_ok=True)
+    return int(pytest.main(suite_args(target, out, faults, stack_endpoints, select)))
+
+
+def reproduce(fault: str, out: Path, stack_endpoints: Path | None = None) -> int:
+    """Start everything with `fault`, run only the guarantees it breaks, show what broke."""
+    guarantees = broken_by(fault)
+    if not guarantees:
+        from reference_services.faults import FAULTS
+
+        print(f"obsconf reproduce: unknown fault {fault!r}; valid: {', '.join(sorted(FAULTS))}")
+        return 2
+    select = " or ".join(g.id for g in guarantees)
+    print(f"reproducing fault {fault!r}: it should break {select.replace(' or ', ', ')}")
+    run(None, out, [fault], stack_endpoints, select)
+    results = json.loads((out / "results.json").read_text())
+    caught = [g for g in results["guarantees"] if g["outcome"] == "failed"]
+    for g in caught:
+        print(f"\n=== {g['id']} ({g['level']}) FAILED: {g['statement']}\n{g['message']}")
+    missed = sorted({g.id for g in guarantees} - {g["id"] for g in caught})
+    print(f"\nreport: {(out / 'report.html').resolve()}")
+    if missed:
+        print(f"NOT caught: {', '.join(missed)}")
+        return 1
+    print(f"caught: all {len(caught)} guarantee(s) the fault breaks failed, as they should")
+    return 0

@@ -1,0 +1,35 @@
+"""`obsconf trace TRACE_ID`: fetch a trace, print its span tree and name each gap."""
+
+from __future__ import annotations
+
+from conformance.clients.errors import BackendError
+from conformance.clients.traces import TraceNotFound, TracesClient
+from conformance.target import Target
+from conformance.traces.analysis import analyse, expectation_from_target, gap_summary
+from conformance.traces.render import render_tree
+
+
+def explain_trace(trace_id: str, traces_url: str, target: Target | None) -> tuple[int, str]:
+    """(exit status, text): 0 with no finding, 1 with findings, 2 when the trace is not there."""
+    client = TracesClient(traces_url)
+    try:
+        spans = client.trace(trace_id)
+    except TraceNotFound:
+        return 2, f"trace {trace_id} not found: asked {client.trace_url(trace_id)}"
+    except BackendError as error:
+        return 2, str(error)
+    finally:
+        client.close()
+    expectation = expectation_from_target(target) if target else None
+    if expectation is not None:
+        # The entry span's parent is the caller's span (a client outside the trace store).
+        first = spans[0]
+        if first.parent_span_id and first.kind == "SERVER":
+            from dataclasses import replace
+
+            expectation = replace(expectation, external_parents=frozenset({first.parent_span_id}))
+    findings = analyse(spans, expectation)
+    text = render_tree(spans, findings)
+    if findings:
+        text += f"\n\n{gap_summary(findings)}\nlikely cause: {findings[0].likely_cause}"
+    return (1 if findings else 0), text

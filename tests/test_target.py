@@ -1,0 +1,89 @@
+"""Target files: a malformed one is rejected with the path to the field, before anything runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conformance.target import TargetError, load_target, parse_target
+from stack.ports import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_reference_target_loads() -> None:
+    target = load_target(REPO / "targets" / "reference.yaml")
+    assert target.start_services == "reference" and target.backends.start == "local"
+    assert target.service("order").name == "order-service"
+    assert target.metrics["requests"] == "http_requests_total"
+
+
+@pytest.mark.parametrize(
+    ("data", "path_in_error"),
+    [
+        ({"services": {"start": "reference"}, "backends": {"start": "local"}}, "name"),
+        ({"name": "x", "servics": {}}, "target.servics"),
+        ({"name": "x", "services": {"user": {"url": "ftp://x"}}}, "services.user.url"),
+        ({"name": "x", "services": {"user": {"url": "http://u"}}}, "services.order.url"),
+        ({"name": "x", "services": {"start": "reference"}}, "backends.prometheus"),
+        ({"name": "x", "services": {"start": "reference"}, "backends": {"start": "local"},
+          "capabilities": {"consumer_relation": "sibling"}}, "capabilities.consumer_relation"),
+        ({"name": "x", "services": {"start": "reference"}, "backends": {"start": "local"},
+          "capabilities": {"error_hook": {"method": "GET"}}}, "capabilities.error_hook.path"),
+        ({"name": "x", "services": {"start": "reference"}, "backends": {"start": "local"},
+          "metrics": {"requests": 3}}, "metrics.requests"),
+    ],
+)
+def test_malformed_target_names_the_field(data: dict, path_in_error: str) -> None:
+    with pytest.raises(TargetError, match=re.escape(f"t.yaml: {path_in_error}:")):
+        parse_target(data, "t.yaml")
+
+
+def test_non_yaml_file_is_rejected(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed")
+    with pytest.raises(TargetError, match="not valid YAML"):
+        load_target(bad)
+
+
+def _external_target(tmp_path: Path) -> Path:
+    dead = f"http://127.0.0.1:{free_port()}"
+    data = {
+        "name": "unreachable",
+        "services": {role: {"url": dead} for role in ("user", "order", "inventory")},
+        "backends": {"prometheus": dead, "logs": dead, "traces": dead},
+    }
+    path = tmp_path / "external.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_run_rejects_a_malformed_target_before_starting_anything(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "services": {"user": {"url": "nope"}}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", f"--target={bad}",
+         f"--out={tmp_path / 'out'}"], capture_output=True, text=True, cwd=REPO, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "services.user.url" in proc.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_backend_is_one_clear_failure(tmp_path: Path) -> None:
+    target = _external_target(tmp_path)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", f"--target={target}",
+         f"--out={tmp_path / 'out'}"], capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Prometheus is unreachable at http://127.0.0.1:" in output, output[-2000:]
+    assert time.monotonic() - started < 30, "one failure, not a timeout per test"
