@@ -7,6 +7,7 @@ the trace store — the client's own span id is the expected parent of the serve
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,16 @@ def new_span_id() -> str:
     return secrets.token_hex(8)
 
 
+TRACERESPONSE = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def trace_of(response_headers: dict[str, str], sent: str | None) -> str | None:
+    """The trace a request landed in: the W3C `traceresponse` header when the service sends
+    one, else the trace id the suite sent (what a service that continues context uses)."""
+    match = TRACERESPONSE.match(response_headers.get("traceresponse", "").strip())
+    return match.group(1) if match else sent
+
+
 @dataclass
 class Call:
     """One request the suite made, with what it sent and what came back."""
@@ -32,7 +43,8 @@ class Call:
     path: str
     route: str  # the route template the path instantiates
     status: int
-    trace_id: str | None  # the trace id sent in traceparent (None if none was sent)
+    trace_id: str | None  # the trace the request landed in (see `trace_of`)
+    sent_trace_id: str | None  # the trace id sent in traceparent (None if none was sent)
     client_span_id: str | None
     request_id: str | None
     sent_headers: dict[str, str]
@@ -83,17 +95,19 @@ class Driver:
             body = response.json()
         except ValueError:
             body = response.text
+        headers_seen = {k.lower(): v for k, v in response.headers.items()}
         call = Call(
+            trace_id=trace_of(headers_seen, trace_id),
+            sent_trace_id=trace_id,
             role=role,
             method=method,
             path=path,
             route=route or path,
             status=response.status_code,
-            trace_id=trace_id,
             client_span_id=span_id,
             request_id=request_id,
             sent_headers=sent,
-            response_headers={k.lower(): v for k, v in response.headers.items()},
+            response_headers=headers_seen,
             body=body,
             started=started,
             ended=ended,

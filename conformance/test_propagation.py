@@ -23,7 +23,7 @@ def continued(system: System) -> tuple:
     driver = Driver(system.urls)
     call = get_user(driver, 1)
     driver.close()
-    spans = poll_trace_ready(system, call.trace_id)
+    spans = poll_trace_ready(system, call.sent_trace_id)
     return call, [s for s in spans if s.kind == "SERVER"]
 
 

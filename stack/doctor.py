@@ -39,6 +39,13 @@ def _checks() -> list[Check]:
         Check("log store (VictoriaLogs)", "victoria-logs", ("-version",), built("victoria-logs")),
         Check("trace store (Jaeger v2)", "jaeger", ("version",), built("jaeger")),
         Check("MongoDB wire (FerretDB)", "ferretdb", ("--version",), built("ferretdb")),
+        Check(
+            "Chromium (report test)",
+            "chromium",
+            ("--version",),
+            f"apt-get install {apt['chromium']}",
+            required=False,
+        ),
         Check("Go toolchain (for install)", "go", ("version",), "install Go", required=False),
         Check(
             "Docker engine client",

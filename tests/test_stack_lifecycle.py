@@ -97,9 +97,10 @@ def test_up_json_prints_endpoints_and_sigterm_stops_everything() -> None:
         info = json.loads(line)
         for key in ("prometheus", "logs", "traces", "otlp", "postgres", "mongodb", "nats"):
             assert info[key], key
+        assert set(info["services"]) == {"user-service", "order-service", "inventory-service"}
         run_dir = Path(info["log_dir"]).parent
         children = _descendants(proc.pid)
-        assert len(children) >= 7, children
+        assert len(children) >= 10, children  # 7 stack components + 3 services
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         poll(

@@ -32,12 +32,33 @@ def test_reference_target_loads() -> None:
         ({"name": "x", "services": {"user": {"url": "ftp://x"}}}, "services.user.url"),
         ({"name": "x", "services": {"user": {"url": "http://u"}}}, "services.order.url"),
         ({"name": "x", "services": {"start": "reference"}}, "backends.prometheus"),
-        ({"name": "x", "services": {"start": "reference"}, "backends": {"start": "local"},
-          "capabilities": {"consumer_relation": "sibling"}}, "capabilities.consumer_relation"),
-        ({"name": "x", "services": {"start": "reference"}, "backends": {"start": "local"},
-          "capabilities": {"error_hook": {"method": "GET"}}}, "capabilities.error_hook.path"),
-        ({"name": "x", "services": {"start": "reference"}, "backends": {"start": "local"},
-          "metrics": {"requests": 3}}, "metrics.requests"),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local"},
+                "capabilities": {"consumer_relation": "sibling"},
+            },
+            "capabilities.consumer_relation",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local"},
+                "capabilities": {"error_hook": {"method": "GET"}},
+            },
+            "capabilities.error_hook.path",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local"},
+                "metrics": {"requests": 3},
+            },
+            "metrics.requests",
+        ),
     ],
 )
 def test_malformed_target_names_the_field(data: dict, path_in_error: str) -> None:
@@ -68,8 +89,18 @@ def test_run_rejects_a_malformed_target_before_starting_anything(tmp_path: Path)
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "services": {"user": {"url": "nope"}}}))
     proc = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "run", f"--target={bad}",
-         f"--out={tmp_path / 'out'}"], capture_output=True, text=True, cwd=REPO, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            f"--target={bad}",
+            f"--out={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "services.user.url" in proc.stdout
@@ -80,8 +111,18 @@ def test_unreachable_backend_is_one_clear_failure(tmp_path: Path) -> None:
     target = _external_target(tmp_path)
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "run", f"--target={target}",
-         f"--out={tmp_path / 'out'}"], capture_output=True, text=True, cwd=REPO, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            f"--target={target}",
+            f"--out={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0

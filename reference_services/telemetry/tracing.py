@@ -9,6 +9,10 @@ from opentelemetry import propagate, trace  # noqa: E402
 from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: E402
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: E402
+from opentelemetry.instrumentation.propagators import (  # noqa: E402
+    TraceResponsePropagator,
+    set_global_response_propagator,
+)
 from opentelemetry.instrumentation.pymongo import PymongoInstrumentor  # noqa: E402
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor  # noqa: E402
 from opentelemetry.propagators.composite import CompositePropagator  # noqa: E402
@@ -55,9 +59,13 @@ def tracing_enabled() -> bool:
 
 
 def instrument_app(app: FastAPI) -> None:
-    """Server spans for every route but the untraced ones; no per-ASGI-message spans."""
+    """Server spans for every route but the untraced ones; no per-ASGI-message spans.
+
+    Responses carry W3C `traceresponse` (Trace Context Level 2), so a caller learns the trace
+    its request landed in even when the service did not continue the caller's traceparent."""
     if _provider is None:
         return
+    set_global_response_propagator(TraceResponsePropagator())
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=_provider,

@@ -1,0 +1,83 @@
+"""Negative controls: the suite catches every fault mode, and only what each one breaks.
+
+Runs the real conformance suite once with no fault (everything passes) and once per fault mode
+of the reference services, on a stack of its own, and judges each run against the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance.matrix import faults_to_check, judge, run_suite
+from stack.local import LocalStack
+
+pytestmark = pytest.mark.stack
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def matrix_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A stack used by the matrix runs only (no other services consume its streams)."""
+    with LocalStack() as stack:
+        path = tmp_path_factory.mktemp("matrix") / "endpoints.json"
+        path.write_text(json.dumps(stack.endpoints.as_dict()))
+        yield path
+
+
+@pytest.mark.parametrize("fault", ["", *faults_to_check()], ids=lambda f: f or "no-fault")
+def test_suite_catches_exactly_what_the_fault_breaks(fault: str, matrix_stack: Path) -> None:
+    verdict = judge(fault, run_suite(fault, matrix_stack))
+    assert verdict.ok, f"fault {fault or '(none)'}:\n  " + "\n  ".join(verdict.problems)
+
+
+def test_obsconf_run_writes_report_results_and_junit(matrix_stack: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            f"--out={out}",
+            f"--stack-endpoints={matrix_stack}",
+            "-k",
+            "MET-TARGET-UP or TRC-NO-ORPHANS",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert {g["id"] for g in results["guarantees"]} == {"MET-TARGET-UP", "TRC-NO-ORPHANS"}
+    assert all(g["outcome"] == "passed" for g in results["guarantees"])
+    assert (out / "junit.xml").read_text().count("<testcase") == 2
+    assert "report: " in proc.stdout and (out / "report.html").stat().st_size > 1000
+
+
+def test_obsconf_reproduce_shows_the_broken_hop(matrix_stack: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "reproduce",
+            "no-inject",
+            f"--out={tmp_path}",
+            f"--stack-endpoints={matrix_stack}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "GAP" in proc.stdout and "no traceparent" in proc.stdout
+    assert "caught: all" in proc.stdout and "report: " in proc.stdout
