@@ -15,7 +15,13 @@ from conformance.metrics import await_scrape_after, delta, format_counts, select
 from conformance.scenarios import await_traces, create_user, get_user
 from conformance.system import System
 from conformance.test_logs import check_no_log_loss
-from conformance.traces.analysis import Expectation, analyse, expectation_from_target, is_consume
+from conformance.traces.analysis import (
+    Expectation,
+    analyse,
+    expectation_from_target,
+    is_consume,
+    subject_of,
+)
 from conformance.traces.model import Span
 
 FLOWS = 6
@@ -105,7 +111,7 @@ def test_load_no_merged_traces(load: Load, evidence) -> None:
     for call in load.flows:
         spans = load.traces[call.trace_id]
         for hop in load.expectation.hops:
-            consumes = [s for s in spans if is_consume(s) and s.service == hop.consumer_service]
+            consumes = [s for s in spans if is_consume(s) and subject_of(s) == hop.subject]
             if len(consumes) != 1:
                 problems.append(
                     f"trace {call.trace_id} of {call.describe()} holds "

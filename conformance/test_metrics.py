@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -258,6 +259,20 @@ def _await_business(system: System, query: str, before: float, expected: float) 
         return system.prometheus.value(query)
 
 
+def settled_value(system: System, query: str) -> float:
+    """The value of `query` once two reads across a scrape interval agree (events of earlier
+    flows may still be in flight when a round starts)."""
+    reads: list[float] = []
+
+    def stable() -> bool:
+        reads.append(system.prometheus.value(query) or 0.0)
+        return len(reads) >= 2 and reads[-1] == reads[-2]
+
+    with contextlib.suppress(PollTimeout):  # still moving: the check shows the difference
+        poll(stable, timeout=10, describe=f"{query} to settle", interval=1.2, max_interval=1.2)
+    return reads[-1]
+
+
 @pytest.fixture(scope="module")
 def business_round(system: System) -> dict[str, tuple[str, float, float, float]]:
     """Create users; read business and event counters before and after their flows."""
@@ -268,7 +283,7 @@ def business_round(system: System) -> dict[str, tuple[str, float, float, float]]
         "events_published": (_business(system, "user", "events_published", subject=subject), 2),
         "events_consumed": (_business(system, "order", "events_consumed", subject=subject), 2),
     }
-    before = {k: system.prometheus.value(q) or 0 for k, (q, _) in queries.items()}
+    before = {k: settled_value(system, q) for k, (q, _) in queries.items()}
     driver = Driver(system.urls)
     calls = [create_user(driver) for _ in range(2)]
     driver.close()

@@ -121,6 +121,12 @@ def test_prop_malformed_new_trace(system: System, driver: Driver, evidence) -> N
         f"ignored (a new trace started), not rejected"
     )
     service = system.names["user"]
+    if call.trace_id:  # the service answered with traceresponse: look the new trace up
+        spans = poll_trace_ready(system, call.trace_id)
+        assert any(s.kind == "SERVER" for s in spans), (
+            f"traceresponse named trace {call.trace_id}, which holds no server span"
+        )
+        return
 
     def new_traces() -> list[str]:
         found = system.traces.search(service, call.started - 0.2, time.time() + 1)
