@@ -143,13 +143,22 @@ def user_flow(system: System, driver: Driver) -> Flow:
     return Flow(call, user_id, expectation, spans, window, messages, ended=time.time())
 
 
+WINDOW_SLACK_S = 0.05  # suite and services share a clock; this covers rounding only
+
+
 def gather_window(system: System, since: float, services: tuple[str, ...]) -> dict[str, list[Span]]:
-    """Every trace with spans of these services starting after `since` (complete traces)."""
+    """Every trace that began after `since` with spans of these services (complete traces).
+
+    A trace that began earlier (a previous flow whose consumer is still running) is not part
+    of this flow, even if some of its spans fall into the window."""
     found: dict[str, list[Span]] = {}
     for service in services:
-        for trace_id in system.traces.search(service, since - 0.5, time.time() + 1):
-            if trace_id not in found:
-                found[trace_id] = fetch_trace(system, trace_id)
+        for trace_id in system.traces.search(service, since - WINDOW_SLACK_S, time.time() + 1):
+            if trace_id in found:
+                continue
+            spans = fetch_trace(system, trace_id)
+            if spans and min(s.start_ns for s in spans) / 1e9 >= since - WINDOW_SLACK_S:
+                found[trace_id] = spans
     return found
 
 

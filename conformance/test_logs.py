@@ -207,7 +207,7 @@ def check_no_log_loss(system: System, evidence, after: float) -> None:
         await_scrape_after(system.prometheus, name, after)
         started = system.prometheus.value(start_q)
         assert started is not None, f"no process_start_time_seconds for {name}: {start_q}"
-        stored_q = system.logs.selector(name, since=started - 1)
+        stored_q = system.logs.selector(name, since=started)
 
         def both(counted_q: str = counted_q, stored_q: str = stored_q) -> tuple[float | None, int]:
             return system.prometheus.value(counted_q), system.logs.count(stored_q)
