@@ -118,23 +118,37 @@ def test_log_span_id_in_request(flow: Flow, in_request: list, evidence) -> None:
     )
 
 
+def _await_lines_with_trace(
+    system: System, service: str, trace_id: str, evidence, check: str, explain
+) -> None:
+    """Poll the log store for `service` lines carrying `trace_id`; on timeout fail with
+    `explain()` and the LogsQL that was run."""
+    query = system.logs.selector(service, trace_id=trace_id)
+    evidence(kind="logsql", check=check, query=query)
+    try:
+        poll(
+            lambda: system.logs.lines(service, trace_id=trace_id),
+            until=bool,
+            timeout=10,
+            describe=f"{service} lines with trace_id {trace_id}",
+        )
+    except PollTimeout:
+        raise AssertionError(f"{explain()}\n  LogsQL: {query}") from None
+
+
 @pytest.mark.guarantee("LOG-FINDABLE-BY-TRACE")
 def test_log_findable_by_trace(system: System, flow: Flow, evidence) -> None:
     service = system.names["user"]
-    query = system.logs.selector(service, trace_id=flow.trace_id)
-    evidence(kind="logsql", check="lines found by service and trace_id", query=query)
-    try:
-        poll(
-            lambda: system.logs.lines(service, trace_id=flow.trace_id),
-            until=bool,
-            timeout=10,
-            describe=f"lines with trace_id {flow.trace_id}",
-        )
-    except PollTimeout:
-        raise AssertionError(
-            f"no {service} line found by trace_id {flow.trace_id} "
-            f"(request {flow.call.describe()})\n  LogsQL: {query}"
-        ) from None
+    _await_lines_with_trace(
+        system,
+        service,
+        flow.trace_id,
+        evidence,
+        "lines found by service and trace_id",
+        lambda: (
+            f"no {service} line found by trace_id {flow.trace_id} (request {flow.call.describe()})"
+        ),
+    )
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
@@ -163,22 +177,23 @@ def test_log_trace_id_resolves(system: System, flow_lines: dict[str, list], evid
 @pytest.mark.guarantee("LOG-CONSUMER-CORRELATED")
 def test_log_consumer_correlated(system: System, flow: Flow, evidence) -> None:
     consumer = system.names["order"]
-    query = system.logs.selector(consumer, trace_id=flow.trace_id)
-    evidence(kind="logsql", check="consumer lines carrying the flow's trace_id", query=query)
-    try:
-        poll(
-            lambda: system.logs.lines(consumer, trace_id=flow.trace_id),
-            until=bool,
-            timeout=10,
-            describe=f"{consumer} lines with trace_id {flow.trace_id}",
-        )
-    except PollTimeout:
+
+    def explain() -> str:
         window = lines_between(system, consumer, flow.call.started, flow.ended)
-        raise AssertionError(
-            f"{consumer} wrote no line with the flow's trace_id {flow.trace_id} while processing "
-            f"{system.target.subjects['user_created']}; its lines in the flow's window:\n"
-            f"{describe_lines(window)}\n  LogsQL: {query}"
-        ) from None
+        return (
+            f"{consumer} wrote no line with the flow's trace_id {flow.trace_id} while "
+            f"processing {system.target.subjects['user_created']}; its lines in the flow's "
+            f"window:\n{describe_lines(window)}"
+        )
+
+    _await_lines_with_trace(
+        system,
+        consumer,
+        flow.trace_id,
+        evidence,
+        "consumer lines carrying the flow's trace_id",
+        explain,
+    )
 
 
 @pytest.mark.guarantee("LOG-REQUEST-ID")

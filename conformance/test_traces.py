@@ -65,36 +65,26 @@ def _messaging_spans(flow: Flow, role: str) -> list:
     return [s for s in flow_spans(flow) if test(s)]
 
 
+def _check_kind(flow: Flow, role: str, kind: str, evidence) -> None:
+    """Every `role` (publish/consume) messaging span of the flow has `kind`."""
+    spans = _messaging_spans(flow, role)
+    name = "publish <subject>" if role == "publish" else "process <subject>"
+    assert spans, f"no {role} span found in the flow (nothing named '{name}')"
+    wrong = [s for s in spans if s.kind != kind]
+    evidence(
+        kind="spans", check=f"{role} span kinds", seen=[s.describe() for s in spans], expected=kind
+    )
+    assert not wrong, f"{role} spans that are not {kind}: " + "; ".join(s.describe() for s in wrong)
+
+
 @pytest.mark.guarantee("TRC-PRODUCER-KIND")
 def test_trc_producer_kind(flow: Flow, evidence) -> None:
-    publishes = _messaging_spans(flow, "publish")
-    assert publishes, "no publish span found in the flow (nothing named 'publish <subject>')"
-    wrong = [s for s in publishes if s.kind != "PRODUCER"]
-    evidence(
-        kind="spans",
-        check="publish span kinds",
-        seen=[f"{s.describe()}" for s in publishes],
-        expected="PRODUCER",
-    )
-    assert not wrong, "publish spans that are not PRODUCER: " + "; ".join(
-        s.describe() for s in wrong
-    )
+    _check_kind(flow, "publish", "PRODUCER", evidence)
 
 
 @pytest.mark.guarantee("TRC-CONSUMER-KIND")
 def test_trc_consumer_kind(flow: Flow, evidence) -> None:
-    consumes = _messaging_spans(flow, "consume")
-    assert consumes, "no consume span found in the flow (nothing named 'process <subject>')"
-    wrong = [s for s in consumes if s.kind != "CONSUMER"]
-    evidence(
-        kind="spans",
-        check="consume span kinds",
-        seen=[f"{s.describe()}" for s in consumes],
-        expected="CONSUMER",
-    )
-    assert not wrong, "consume spans that are not CONSUMER: " + "; ".join(
-        s.describe() for s in wrong
-    )
+    _check_kind(flow, "consume", "CONSUMER", evidence)
 
 
 @pytest.mark.guarantee("TRC-CONSUMER-PARENT-IS-PRODUCER")
