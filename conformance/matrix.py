@@ -84,15 +84,16 @@ def judge(fault: str, results: dict) -> Verdict:
 
 
 def render_matrix(verdicts: list[Verdict]) -> str:
-    """A text table: one row per fault, one column per family, F/./s per guarantee."""
+    """A text table: one row per fault, one column per guarantee (F failed, . passed,
+    s skipped), the verdict at the end of the row, and the column legend below."""
     ids = list(catalog())
-    lines = ["fault                       " + " ".join(f"{i:>2}" for i in range(1, len(ids) + 1))]
-    mark = {"failed": " F", "passed": " .", "skipped": " s"}
+    mark = {"failed": "F", "passed": ".", "skipped": "s"}
+    lines = [f"{'fault':<26}" + "".join(f"{i:>3}" for i in range(1, len(ids) + 1))]
     for v in verdicts:
-        cells = "".join(mark.get(v.outcomes.get(gid, ""), " ?") for gid in ids)
-        lines.append(f"{(v.fault or '(none)'):<27}{cells}  {'ok' if v.ok else 'MISMATCH'}")
-    legend = "  ".join(f"{i}={gid}" for i, gid in enumerate(ids, 1))
-    return "\n".join(lines) + "\ncolumns: " + legend
+        cells = "".join(f"{mark.get(v.outcomes.get(gid, ''), '?'):>3}" for gid in ids)
+        lines.append(f"{(v.fault or '(none)'):<26}{cells}  {'ok' if v.ok else 'MISMATCH'}")
+    lines.append("columns: " + ", ".join(f"{i}={gid}" for i, gid in enumerate(ids, 1)))
+    return "\n".join(lines)
 
 
 def faults_to_check() -> list[str]:

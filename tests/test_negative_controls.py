@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.matrix import faults_to_check, judge, run_suite
+from conformance.matrix import Verdict, faults_to_check, judge, render_matrix, run_suite
 from stack.local import LocalStack
 
 pytestmark = pytest.mark.stack
@@ -30,9 +30,24 @@ def matrix_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield path
 
 
+@pytest.fixture(scope="module")
+def verdicts(request: pytest.FixtureRequest) -> Iterator[list[Verdict]]:
+    """Collects every run's verdict; prints the matrix once the module is done."""
+    collected: list[Verdict] = []
+    yield collected
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if collected and reporter is not None:
+        reporter.write_line("\nnegative-control matrix (F = failed, . = passed):")
+        for line in render_matrix(collected).splitlines():
+            reporter.write_line(line)
+
+
 @pytest.mark.parametrize("fault", ["", *faults_to_check()], ids=lambda f: f or "no-fault")
-def test_suite_catches_exactly_what_the_fault_breaks(fault: str, matrix_stack: Path) -> None:
+def test_suite_catches_exactly_what_the_fault_breaks(
+    fault: str, matrix_stack: Path, verdicts: list[Verdict]
+) -> None:
     verdict = judge(fault, run_suite(fault, matrix_stack))
+    verdicts.append(verdict)
     assert verdict.ok, f"fault {fault or '(none)'}:\n  " + "\n  ".join(verdict.problems)
 
 
