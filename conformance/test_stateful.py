@@ -1,0 +1,135 @@
+"""Random call sequences (hypothesis): whatever the order and payloads, the request counter
+stays exact and every call's trace has one root and no orphan."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule, run_state_machine_as_test
+
+from conformance.driver import Driver
+from conformance.metrics import Key, await_scrape_after, delta, format_counts, selector, snapshot
+from conformance.scenarios import expectation_for, fetch_trace
+from conformance.system import System
+from conformance.traces.analysis import analyse
+from stack.waiting import PollTimeout, poll
+
+NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
+    str.strip
+)
+LOCAL_PARTS = st.from_regex(r"[a-z0-9]{1,12}", fullmatch=True)
+BAD_EMAILS = st.sampled_from(["", "no-at-sign", "a@", "@b.c", "x" * 400])
+
+
+def _machine(system: System) -> type[RuleBasedStateMachine]:
+    labels = [system.target.labels[k] for k in ("method", "route", "status")]
+
+    class CallSequences(RuleBasedStateMachine):
+        users = Bundle("users")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.driver = Driver(system.urls)
+            now = time.time()
+            for name in system.names.values():
+                await_scrape_after(system.prometheus, name, now)
+            self.before = {role: self._counts(role) for role in system.names}
+
+        def _counts(self, role: str) -> Counter[Key]:
+            series = selector(system.target, system.target.metrics["requests"], system.names[role])
+            return snapshot(system.prometheus, series, labels)
+
+        @rule(target=users, name=NAMES, local=LOCAL_PARTS)
+        def create_user(self, name: str, local: str) -> int:
+            email = f"{local}-{secrets.token_hex(4)}@example.com"
+            call = self.driver.call(
+                "user", "POST", "/api/users", json={"name": name, "email": email}
+            )
+            assert call.status in (201, 422), f"{call.describe()}: {call.body}"
+            return call.body.get("id", 0) if call.status == 201 else 0
+
+        @rule(email=BAD_EMAILS)
+        def create_invalid_user(self, email: str) -> None:
+            call = self.driver.call(
+                "user", "POST", "/api/users", json={"name": "n", "email": email}
+            )
+            assert call.status == 422, f"{call.describe()}: {call.body}"
+            assert "email" in str(call.body), f"422 should name the field: {call.body}"
+
+        @rule(user=users)
+        def get_user(self, user: int) -> None:
+            call = self.driver.call("user", "GET", f"/api/users/{user}", route="/api/users/{id}")
+            assert call.status in (200, 404), call.describe()
+
+        @rule(unknown=st.integers(min_value=900_000_000, max_value=999_999_999))
+        def get_unknown_user(self, unknown: int) -> None:
+            call = self.driver.call("user", "GET", f"/api/users/{unknown}", route="/api/users/{id}")
+            assert call.status == 404, call.describe()
+
+        @rule(qty=st.integers(min_value=1, max_value=50))
+        def receive_stock(self, qty: int) -> None:
+            call = self.driver.call(
+                "inventory",
+                "POST",
+                "/api/inventory",
+                json={"sku": f"SKU-{secrets.token_hex(3)}", "qty": qty, "warehouse": "main"},
+            )
+            assert call.status == 201, call.describe()
+
+        def teardown(self) -> None:
+            try:
+                self._check()
+            finally:
+                self.driver.close()
+
+        def _check(self) -> None:
+            calls = self.driver.calls
+            if not calls:
+                return
+            ended = max(c.ended for c in calls)
+            for role, name in system.names.items():
+                await_scrape_after(system.prometheus, name, ended)
+                expected = Counter(
+                    (c.method, c.route, str(c.status)) for c in calls if c.role == role
+                )
+                seen = delta(self.before[role], self._counts(role))
+                assert seen == expected, (
+                    f"{name}: counted {format_counts(seen)}, sent {format_counts(expected)}"
+                )
+            for call in calls:
+                expectation = expectation_for(system, call)
+                try:
+                    spans = poll(
+                        lambda c=call: fetch_trace(system, c.trace_id or ""),
+                        until=lambda s: any(x.kind == "SERVER" for x in s),
+                        timeout=10,
+                        describe=f"the trace of {call.describe()}",
+                    )
+                except PollTimeout:
+                    raise AssertionError(f"no server span for {call.describe()}") from None
+                broken = [
+                    f for f in analyse(spans, expectation) if f.code in ("orphan", "multiple-roots")
+                ]
+                assert not broken, f"{call.describe()}: {broken[0].message}"
+
+    return CallSequences
+
+
+@pytest.mark.guarantee("MET-REQUESTS-EXACT")
+@pytest.mark.guarantee("TRC-NO-ORPHANS")
+def test_random_call_sequences_keep_counts_and_traces(system: System) -> None:
+    run_state_machine_as_test(
+        _machine(system),
+        settings=settings(
+            max_examples=3,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        ),
+    )
