@@ -62,7 +62,7 @@ def test_obsconf_run_writes_report_results_and_junit(matrix_stack: Path, tmp_pat
             f"--out={out}",
             f"--stack-endpoints={matrix_stack}",
             "-k",
-            "MET-TARGET-UP or TRC-NO-ORPHANS",
+            "MET-TARGET-UP or PROP-REQUEST-ID-ECHOED",
         ],
         capture_output=True,
         text=True,
@@ -71,7 +71,7 @@ def test_obsconf_run_writes_report_results_and_junit(matrix_stack: Path, tmp_pat
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     results = json.loads((out / "results.json").read_text())
-    assert {g["id"] for g in results["guarantees"]} == {"MET-TARGET-UP", "TRC-NO-ORPHANS"}
+    assert {g["id"] for g in results["guarantees"]} == {"MET-TARGET-UP", "PROP-REQUEST-ID-ECHOED"}
     assert all(g["outcome"] == "passed" for g in results["guarantees"])
     assert (out / "junit.xml").read_text().count("<testcase") == 2
     assert "report: " in proc.stdout and (out / "report.html").stat().st_size > 1000
