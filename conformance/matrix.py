@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.catalog import all_faults, broken_by, catalog
+from conformance.catalog import broken_by, catalog
 
 SUITE_DIR = Path(__file__).resolve().parent
 REPO = SUITE_DIR.parent
@@ -94,7 +94,3 @@ def render_matrix(verdicts: list[Verdict]) -> str:
         lines.append(f"{(v.fault or '(none)'):<26}{cells}  {'ok' if v.ok else 'MISMATCH'}")
     lines.append("columns: " + ", ".join(f"{i}={gid}" for i, gid in enumerate(ids, 1)))
     return "\n".join(lines)
-
-
-def faults_to_check() -> list[str]:
-    return all_faults()

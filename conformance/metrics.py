@@ -46,9 +46,12 @@ def delta(before: Counter[Key], after: Counter[Key]) -> Counter[Key]:
     )
 
 
-def expected_requests(calls: Iterable, role_names: dict[str, str]) -> Counter[Key]:
-    """What a correct counter would have gained from these driver calls: (method, route, status)."""
-    return Counter((c.method, c.route, str(c.status)) for c in calls)
+def expected_requests(calls: Iterable, role: str | None = None) -> Counter[Key]:
+    """What a correct request counter gains from these driver calls (of `role`, if given),
+    keyed by (method, route, status)."""
+    return Counter(
+        (c.method, c.route, str(c.status)) for c in calls if role is None or c.role == role
+    )
 
 
 def format_counts(counts: Counter[Key]) -> str:

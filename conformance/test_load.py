@@ -11,7 +11,14 @@ import pytest
 
 from conformance.checks import check_equal
 from conformance.driver import Call, Driver
-from conformance.metrics import await_scrape_after, delta, format_counts, selector, snapshot
+from conformance.metrics import (
+    await_scrape_after,
+    delta,
+    expected_requests,
+    format_counts,
+    selector,
+    snapshot,
+)
 from conformance.scenarios import await_traces, create_user, get_user
 from conformance.system import System
 from conformance.test_logs import check_no_log_loss
@@ -59,7 +66,7 @@ def load(system: System) -> Load:
     ended = max(c.ended for c in calls)
     await_scrape_after(system.prometheus, system.names["user"], ended)
     counted = delta(before, snapshot(system.prometheus, series, labels))
-    expected = Counter((c.method, c.route, str(c.status)) for c in calls)
+    expected = expected_requests(calls)
     flows = calls[:FLOWS]
     assert all(c.status == 201 for c in flows), [c.describe() for c in flows]
     expectation = expectation_from_target(target)

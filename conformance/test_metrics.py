@@ -17,6 +17,7 @@ from conformance.metrics import (
     Key,
     await_scrape_after,
     delta,
+    expected_requests,
     format_counts,
     selector,
     snapshot,
@@ -88,9 +89,7 @@ def round_(system: System) -> Round:
     stock_levels(driver, sku)
     driver.call("order", "GET", "/api/orders/000000000000000000000000", route="/api/orders/{id}")
     assert bad.status == 422, f"an invalid email should answer 422, got {bad.status}"
-    expected: dict[str, Counter[Key]] = {role: Counter() for role in system.names}
-    for call in driver.calls:
-        expected[call.role][(call.method, call.route.split("?")[0], str(call.status))] += 1
+    expected = {role: expected_requests(driver.calls, role) for role in system.names}
     last = max(c.ended for c in driver.calls)
     for role in system.names:
         await_scrape_after(system.prometheus, system.names[role], last)

@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule, run_state_machine_as_test
 
 from conformance.driver import Driver
-from conformance.metrics import Key, await_scrape_after, delta, format_counts, selector, snapshot
+from conformance.metrics import (
+    Key,
+    await_scrape_after,
+    delta,
+    expected_requests,
+    format_counts,
+    selector,
+    snapshot,
+)
 from conformance.scenarios import expectation_for, fetch_trace
 from conformance.system import System
 from conformance.traces.analysis import analyse
@@ -101,9 +109,7 @@ def _machine(system: System, check: str) -> type[RuleBasedStateMachine]:
             ended = max(c.ended for c in calls)
             for role, name in system.names.items():
                 await_scrape_after(system.prometheus, name, ended)
-                expected = Counter(
-                    (c.method, c.route, str(c.status)) for c in calls if c.role == role
-                )
+                expected = expected_requests(calls, role)
                 seen = delta(self.before[role], self._counts(role))
                 assert seen == expected, (
                     f"{name}: counted {format_counts(seen)}, sent {format_counts(expected)}"

@@ -42,6 +42,7 @@ class LocalStack:
         self.processes: dict[str, ManagedProcess] = {}
         self.endpoints: Endpoints | None = None
         self.timings: dict[str, float] = {}
+        self._started_at: dict[str, float] = {}  # component -> launch time (monotonic)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -120,7 +121,6 @@ class LocalStack:
         )
         process.start()
         self.processes[component.name] = process
-        self._started_at = getattr(self, "_started_at", {})
         self._started_at[component.name] = time.monotonic()
 
     def _await_ready(self, component: Component, ctx: RunContext) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.matrix import Verdict, faults_to_check, judge, render_matrix, run_suite
+from conformance.catalog import all_faults
+from conformance.matrix import Verdict, judge, render_matrix, run_suite
 from stack.local import LocalStack
 
 pytestmark = pytest.mark.stack
@@ -43,7 +44,7 @@ def verdicts(request: pytest.FixtureRequest) -> Iterator[list[Verdict]]:
             reporter.write_line(line)
 
 
-@pytest.mark.parametrize("fault", ["", *faults_to_check()], ids=lambda f: f or "no-fault")
+@pytest.mark.parametrize("fault", ["", *all_faults()], ids=lambda f: f or "no-fault")
 def test_suite_catches_exactly_what_the_fault_breaks(
     fault: str, matrix_stack: Path, verdicts: list[Verdict]
 ) -> None:
