@@ -20,7 +20,8 @@ def _state_file() -> Path:
 def cmd_install(args: argparse.Namespace) -> int:
     from stack.install import main as install_main
 
-    return install_main([f"--only={name}" for name in args.only])
+    containers = ["--containers"] if args.containers else []
+    return install_main([f"--only={name}" for name in args.only] + containers)
 
 
 def cmd_doctor(_args: argparse.Namespace) -> int:
@@ -33,13 +34,21 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Start the stack (and the reference services), print endpoints, run until signalled."""
     from reference_services.faults import UnknownFault
     from reference_services.launcher import ReferenceServices, ServiceFailed
-    from stack.local import ComponentFailed, LocalStack
+    from stack.backends import make_stack, stack_kind
+    from stack.docker_engine import NoDockerEngine
+    from stack.images import ImagesMissing
+    from stack.local import ComponentFailed
     from stack.signals import Terminated, install_termination_handlers
 
     install_termination_handlers()
-    stack = LocalStack()
+    _apply_images(args)
     services: ReferenceServices | None = None
+    stack = None
     try:
+        kind = stack_kind(args.stack)
+        if kind == "external":
+            raise ValueError("`obsconf up --stack external` starts nothing: use local/containers")
+        stack = make_stack(kind)
         started = time.monotonic()
         endpoints = stack.start()
         info = endpoints.as_dict()
@@ -60,19 +69,36 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.pause()
     except (KeyboardInterrupt, Terminated):
         pass
-    except (MissingBinary, ComponentFailed, ServiceFailed, UnknownFault) as error:
+    except (
+        MissingBinary,
+        ComponentFailed,
+        ServiceFailed,
+        UnknownFault,
+        NoDockerEngine,
+        ImagesMissing,
+        ValueError,
+    ) as error:
         print(f"obsconf up: {error}", file=sys.stderr)
         return 1
     finally:
         if services is not None:
             services.stop()
-        stack.stop()
+        if stack is not None:
+            stack.stop()
         _state_file().unlink(missing_ok=True)
     return 0
 
 
 def cmd_down(_args: argparse.Namespace) -> int:
-    """Stop a running `obsconf up` (SIGTERM to it; it cleans up after itself)."""
+    """Stop a running `obsconf up` (SIGTERM to it; it cleans up after itself), and remove
+    containers left by a killed container stack."""
+    from stack.docker_engine import engine_answers
+
+    if engine_answers():
+        from stack.containers import sweep
+
+        for name in sweep():
+            print(f"obsconf down: removed {name} (its owner process was gone)")
     try:
         pid = json.loads(_state_file().read_text())["pid"]
     except (FileNotFoundError, KeyError, ValueError):
@@ -98,13 +124,15 @@ def cmd_down(_args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from conformance.runner import run
 
-    return run(args.target, args.out, args.fault, args.stack_endpoints, args.k)
+    _apply_images(args)
+    return run(args.target, args.out, args.fault, args.stack_endpoints, args.k, args.stack)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from conformance.runner import reproduce
 
-    return reproduce(args.fault, args.out, args.stack_endpoints)
+    _apply_images(args)
+    return reproduce(args.fault, args.out, args.stack_endpoints, args.stack)
 
 
 def cmd_faults(_args: argparse.Namespace) -> int:
@@ -139,18 +167,54 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return status
 
 
+def _stack_options(p: argparse.ArgumentParser, default_help: str) -> None:
+    from stack.backends import STACK_KINDS
+    from stack.images import IMAGE_SETS
+
+    p.add_argument("--stack", choices=STACK_KINDS, default=None, help=default_help)
+    p.add_argument(
+        "--images",
+        choices=IMAGE_SETS,
+        default=None,
+        help="container image set: upstream (pulled) or local (`obsconf images`)",
+    )
+
+
+def _apply_images(args: argparse.Namespace) -> None:
+    from stack.images import SET_ENV
+
+    if getattr(args, "images", None):
+        os.environ[SET_ENV] = args.images  # children (the suite, services) see it too
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from stack.docker_engine import NoDockerEngine
+    from stack.images.build import ImageBuildError, main
+
+    try:
+        return main(args.components)
+    except (NoDockerEngine, ImageBuildError, MissingBinary) as error:
+        print(f"obsconf images: {error}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="obsconf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("install", help="install every stack component (idempotent)")
     p.add_argument("--only", action="append", default=[], help="component name")
+    p.add_argument("--containers", action="store_true", help="also docker.io and debootstrap (apt)")
     p.set_defaults(fn=cmd_install)
     sub.add_parser("doctor", help="what is installed, what is missing").set_defaults(fn=cmd_doctor)
     p = sub.add_parser("up", help="start the stack and the reference services; keep them running")
     p.add_argument("--json", action="store_true", help="print one JSON line of endpoints")
     p.add_argument("--no-services", action="store_true", help="the stack only")
     p.add_argument("--fault", action="append", default=[], help="reference-service fault mode")
+    _stack_options(p, "stack backend (default: $OBSCONF_STACK, else local)")
     p.set_defaults(fn=cmd_up)
+    p = sub.add_parser("images", help="build the local container images (no registry needed)")
+    p.add_argument("components", nargs="*", help="only these (default: all)")
+    p.set_defaults(fn=cmd_images)
     sub.add_parser("down", help="stop a running `obsconf up`").set_defaults(fn=cmd_down)
     p = sub.add_parser("run", help="run the conformance suite against a target")
     p.add_argument("--target", type=Path, default=None, help="target YAML (default: reference)")
@@ -168,11 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse a running stack (`obsconf up --json` output)",
     )
     p.add_argument("-k", default=None, help="select guarantees, e.g. TRC or 'LOG and not LOAD'")
+    _stack_options(p, "stack backend (default: $OBSCONF_STACK, else the target's backends.start)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("reproduce", help="start everything with a fault and show what it breaks")
     p.add_argument("fault")
     p.add_argument("--out", type=Path, default=Path("obsconf-report"))
     p.add_argument("--stack-endpoints", type=Path, default=None)
+    _stack_options(p, "stack backend (default: $OBSCONF_STACK, else local)")
     p.set_defaults(fn=cmd_reproduce)
     sub.add_parser("faults", help="list the fault modes and what each breaks").set_defaults(
         fn=cmd_faults

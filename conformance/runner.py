@@ -28,6 +28,7 @@ def suite_args(
     stack_endpoints: Path | None = None,
     select: str | None = None,
     quiet: bool = True,
+    stack: str | None = None,
 ) -> list[str]:
     """The pytest command line of one suite run."""
     args = [str(SUITE_DIR), "-p", "no:cacheprovider", "--rootdir", str(SUITE_DIR.parent)]
@@ -37,6 +38,8 @@ def suite_args(
     args += [f"--fault={f}" for f in faults]
     if stack_endpoints:
         args.append(f"--stack-endpoints={stack_endpoints}")
+    if stack:
+        args.append(f"--stack={stack}")
     if select:
         args += ["-k", select]
     if quiet:
@@ -50,6 +53,7 @@ def run(
     faults: Sequence[str] = (),
     stack_endpoints: Path | None = None,
     select: str | None = None,
+    stack: str | None = None,
 ) -> int:
     """Validate the target, run the suite, return its exit status."""
     target = target or DEFAULT_TARGET
@@ -67,10 +71,13 @@ def run(
             print(f"obsconf run: {error}")
             return 2
     out.mkdir(parents=True, exist_ok=True)
-    return int(pytest.main(suite_args(target, out, faults, stack_endpoints, select)))
+    args = suite_args(target, out, faults, stack_endpoints, select, stack=stack)
+    return int(pytest.main(args))
 
 
-def reproduce(fault: str, out: Path, stack_endpoints: Path | None = None) -> int:
+def reproduce(
+    fault: str, out: Path, stack_endpoints: Path | None = None, stack: str | None = None
+) -> int:
     """Start everything with `fault`, run only the guarantees it breaks, show what broke."""
     guarantees = broken_by(fault)
     if not guarantees:
@@ -80,7 +87,7 @@ def reproduce(fault: str, out: Path, stack_endpoints: Path | None = None) -> int
         return 2
     select = " or ".join(g.id for g in guarantees)
     print(f"reproducing fault {fault!r}: it should break {select.replace(' or ', ', ')}")
-    run(None, out, [fault], stack_endpoints, select)
+    run(None, out, [fault], stack_endpoints, select, stack)
     results = json.loads((out / "results.json").read_text())
     caught = [g for g in results["guarantees"] if g["outcome"] == "failed"]
     for g in caught:

@@ -19,11 +19,34 @@ from conformance.clients.logs import LogsClient
 from conformance.clients.prometheus import PrometheusClient
 from conformance.clients.traces import TracesClient
 from conformance.target import ROLES, Target
+from stack.backends import STARTED_KINDS, make_stack
 from stack.endpoints import Endpoints
 
 
 class Unreachable(RuntimeError):
     """A URL the target names does not answer."""
+
+
+def _startup_errors() -> tuple[type[BaseException], ...]:
+    from reference_services.launcher import ServiceFailed
+    from stack.binaries import MissingBinary
+    from stack.docker_engine import NoDockerEngine
+    from stack.images import ImagesMissing
+    from stack.local import ComponentFailed
+
+    return (
+        Unreachable,
+        ValueError,
+        MissingBinary,
+        ComponentFailed,
+        NoDockerEngine,
+        ImagesMissing,
+        ServiceFailed,
+    )
+
+
+# What can stop a system from opening: each says what failed and what to do, in one message.
+STARTUP_ERRORS = _startup_errors()
 
 
 @dataclass
@@ -55,23 +78,35 @@ def _check(url: str, what: str) -> None:
 
 
 def open_system(
-    target: Target, faults: Sequence[str] = (), stack_endpoints: Path | None = None
+    target: Target,
+    faults: Sequence[str] = (),
+    stack_endpoints: Path | None = None,
+    stack: str | None = None,
 ) -> System:
-    """Start what the target needs, verify reachability, and return the system."""
+    """Start what the target needs, verify reachability, and return the system.
+
+    `stack` (auto|local|containers|external) overrides the target's `backends.start`;
+    `stack_endpoints` (an `obsconf up --json` file) means an external, already running stack.
+    """
     closers: list = []
     try:
         endpoints: Endpoints | None = None
-        if target.backends.start == "local":
-            if stack_endpoints is not None:
-                given = json.loads(stack_endpoints.read_text())
-                known = {f.name for f in fields(Endpoints)}
-                endpoints = Endpoints(**{k: v for k, v in given.items() if k in known})
-            else:
-                from stack.local import LocalStack
-
-                stack = LocalStack()
-                endpoints = stack.start()
-                closers.append(stack.stop)
+        kind = stack or target.backends.start or "external"
+        if stack_endpoints is not None:
+            given = json.loads(stack_endpoints.read_text())
+            known = {f.name for f in fields(Endpoints)}
+            endpoints = Endpoints(**{k: v for k, v in given.items() if k in known})
+        elif kind in STARTED_KINDS:
+            started = make_stack(kind, overrides=target.backends.images)
+            closers.append(started.stop)
+            endpoints = started.start()
+        elif target.start_services == "reference":
+            raise ValueError("the reference services need a stack: --stack local|containers|auto")
+        if endpoints is None and not (target.backends.prometheus and target.backends.logs):
+            raise ValueError(
+                f"--stack {kind}: target {target.name} names no backend URLs to use; "
+                "give backends.prometheus/logs/traces or a stack to start"
+            )
         prometheus_url = target.backends.prometheus or endpoints.prometheus
         logs_url = target.backends.logs or endpoints.logs
         traces_url = target.backends.traces or endpoints.traces

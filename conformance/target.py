@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from stack.binaries import versions
+
 ROLES = ("user", "order", "inventory")
 DEFAULT_NAMES = {"user": "user-service", "order": "order-service", "inventory": "inventory-service"}
 DEFAULT_METRICS = {
@@ -27,6 +29,7 @@ DEFAULT_METRICS = {
     "events_consumed": "events_consumed_total",
 }
 DEFAULT_LABELS = {"service": "service", "method": "method", "route": "endpoint", "status": "status"}
+IMAGE_COMPONENTS = tuple(versions()["images"]["upstream"])
 DEFAULT_SUBJECTS = {"user_created": "user.created", "order_created": "order.created"}
 
 
@@ -49,12 +52,13 @@ class Hook:
 
 @dataclass(frozen=True)
 class BackendsSpec:
-    start: str | None  # "local" or None (use the URLs)
+    start: str | None  # "local", "containers", "auto", or None (use the URLs)
     prometheus: str | None = None
     logs: str | None = None
     traces: str | None = None
     nats: str | None = None
     grafana: str | None = None
+    images: dict[str, str] = field(default_factory=dict)  # component -> image (containers)
 
 
 @dataclass(frozen=True)
@@ -178,9 +182,13 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     raw_backends = r.mapping(
         top.get("backends"),
         "backends",
-        {"start", "prometheus", "logs", "traces", "nats", "grafana"},
+        {"start", "prometheus", "logs", "traces", "nats", "grafana", "images"},
     )
-    start_backends = r.string(raw_backends.get("start"), "backends.start", choices=("local",))
+    start_backends = r.string(
+        raw_backends.get("start"), "backends.start", choices=("local", "containers", "auto")
+    )
+    raw_images = r.mapping(raw_backends.get("images"), "backends.images", set(IMAGE_COMPONENTS))
+    images = {k: r.string(v, f"backends.images.{k}", required=True) for k, v in raw_images.items()}
     backends = BackendsSpec(
         start=start_backends,
         prometheus=r.url(raw_backends.get("prometheus"), "backends.prometheus"),
@@ -188,14 +196,16 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         traces=r.url(raw_backends.get("traces"), "backends.traces"),
         nats=r.url(raw_backends.get("nats"), "backends.nats", ("nats",)),
         grafana=r.url(raw_backends.get("grafana"), "backends.grafana"),
+        images=images,
     )
     if start_backends is None:
         for key in ("prometheus", "logs", "traces"):
             if getattr(backends, key) is None:
-                raise r.fail(f"backends.{key}", "required unless backends.start is 'local'")
+                raise r.fail(f"backends.{key}", "required unless backends.start names a stack")
     if start_services == "reference" and start_backends is None:
         raise r.fail(
-            "services.start", "starting the reference services needs backends.start: local"
+            "services.start",
+            "starting the reference services needs backends.start: local, containers or auto",
         )
 
     faults = top.get("faults") or []

@@ -27,7 +27,7 @@ from stack.process import ManagedProcess
 from stack.waiting import PollTimeout, poll
 
 READY_TIMEOUT = 30.0
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # where the suite calls the services (they bind endpoints.service_host)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class ReferenceServices:
         package_root = str(Path(reference_services.__file__).resolve().parent.parent)
         env = dict(os.environ)
         env.update(
-            OBSCONF_HOST=HOST,
+            OBSCONF_HOST=self.endpoints.service_host,
             OBSCONF_PORT=str(self.ports[name]),
             DATABASE_URL=self.endpoints.postgres,
             MONGODB_URL=self.endpoints.mongodb,
@@ -161,7 +161,10 @@ class ReferenceServices:
         self.urls[name] = f"http://{HOST}:{port}"
         if self.endpoints.scrape_dir:
             register_scrape_target(
-                Path(self.endpoints.scrape_dir), name, f"{HOST}:{port}", {"service": name}
+                Path(self.endpoints.scrape_dir),
+                name,
+                f"{self.endpoints.scrape_host}:{port}",
+                {"service": name},
             )
 
     def _await_healthy(self, name: str) -> None:

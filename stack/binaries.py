@@ -52,9 +52,9 @@ def go_builds() -> list[GoBuild]:
     return [GoBuild(name=name, **spec) for name, spec in versions()["go"].items()]
 
 
-def apt_packages() -> dict[str, str]:
-    """Debian binary name -> package name."""
-    return dict(versions()["apt"])
+def apt_packages(containers: bool = False) -> dict[str, str]:
+    """Debian binary name -> package name (with the container backend's, if asked)."""
+    return {**versions()["apt"], **(versions()["apt_containers"] if containers else {})}
 
 
 class MissingBinary(RuntimeError):

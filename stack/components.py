@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from stack.endpoints import Endpoints
 from stack.ports import free_port
 
 
@@ -244,7 +245,9 @@ LOGS = Component(
 LOG_STREAM_FIELD = "app_name"
 
 
-def rsyslog_config(log_dir: Path, work_dir: Path, syslog_port: int) -> str:
+def rsyslog_config(
+    log_dir: Path, work_dir: Path, syslog_port: int, syslog_host: str = "127.0.0.1"
+) -> str:
     """rsyslog: tail <log_dir>/*.log, forward each line as RFC 5424 with APP-NAME = file stem."""
     return f"""\
 global(workDirectory="{work_dir}" maxMessageSize="256k")
@@ -253,7 +256,7 @@ template(name="obsconf_rfc5424" type="string"
          string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %$.app% - - - %msg%\\n")
 ruleset(name="ship") {{
   set $.app = re_extract($!metadata!filename, "([^/]+)[.]log\\$", 0, 1, "unknown");
-  action(type="omfwd" target="127.0.0.1" port="{syslog_port}" protocol="tcp"
+  action(type="omfwd" target="{syslog_host}" port="{syslog_port}" protocol="tcp"
          template="obsconf_rfc5424" queue.type="LinkedList" queue.size="200000"
          action.resumeRetryCount="-1" action.resumeInterval="1")
 }}
@@ -293,8 +296,11 @@ SHIPPER = Component(
 # --- Traces: Jaeger v2 (OTLP in, query API out), in-memory storage -------------------------------
 
 
-def jaeger_config(ctx: RunContext) -> dict:
-    p = ctx.ports
+JAEGER_LISTENERS = ("traces", "traces-grpc", "traces-health", "otlp", "otlp-grpc")
+
+
+def jaeger_config(listen: dict[str, str]) -> dict:
+    """Jaeger v2 config; `listen` maps each of JAEGER_LISTENERS to its host:port."""
     return {
         "service": {
             "extensions": ["jaeger_storage", "jaeger_query", "healthcheckv2"],
@@ -313,12 +319,12 @@ def jaeger_config(ctx: RunContext) -> dict:
         "extensions": {
             "healthcheckv2": {
                 "use_v2": True,
-                "http": {"endpoint": f"127.0.0.1:{p['traces-health']}"},
+                "http": {"endpoint": listen["traces-health"]},
             },
             "jaeger_query": {
                 "storage": {"traces": "memstore"},
-                "http": {"endpoint": f"127.0.0.1:{p['traces']}"},
-                "grpc": {"endpoint": f"127.0.0.1:{p['traces-grpc']}"},
+                "http": {"endpoint": listen["traces"]},
+                "grpc": {"endpoint": listen["traces-grpc"]},
             },
             "jaeger_storage": {
                 "backends": {"memstore": {"memory": {"max_traces": 200000}}},
@@ -327,8 +333,8 @@ def jaeger_config(ctx: RunContext) -> dict:
         "receivers": {
             "otlp": {
                 "protocols": {
-                    "http": {"endpoint": f"127.0.0.1:{p['otlp']}"},
-                    "grpc": {"endpoint": f"127.0.0.1:{p['otlp-grpc']}"},
+                    "http": {"endpoint": listen["otlp"]},
+                    "grpc": {"endpoint": listen["otlp-grpc"]},
                 }
             }
         },
@@ -338,7 +344,8 @@ def jaeger_config(ctx: RunContext) -> dict:
 
 def _jaeger_argv(ctx: RunContext) -> list[str]:
     conf = ctx.dir("jaeger") / "jaeger.yaml"
-    conf.write_text(yaml.safe_dump(jaeger_config(ctx), sort_keys=False))
+    listen = {name: f"127.0.0.1:{ctx.ports[name]}" for name in JAEGER_LISTENERS}
+    conf.write_text(yaml.safe_dump(jaeger_config(listen), sort_keys=False))
     return [str(ctx.binaries["jaeger"]), f"--config={conf}"]
 
 
@@ -351,7 +358,7 @@ def _jaeger_ready(ctx: RunContext) -> bool:
 TRACES = Component(
     name="jaeger",
     binary="jaeger",
-    ports=("traces", "traces-grpc", "traces-health", "otlp", "otlp-grpc"),
+    ports=JAEGER_LISTENERS,
     argv=_jaeger_argv,
     ready=_jaeger_ready,
 )
@@ -396,3 +403,25 @@ PROMETHEUS = Component(
 # Start order: the log store before the shipper that feeds it; PostgreSQL last, so its
 # initdb (the slowest step) overlaps with the others booting.
 ALL = (LOGS, TRACES, PROMETHEUS, NATS, MONGODB, SHIPPER, POSTGRES)
+
+
+def endpoints_of(ctx: RunContext, stack_kind: str, **hosts: str) -> Endpoints:
+    """The Endpoints of a started stack whose host-side ports are in `ctx.ports`."""
+    return Endpoints(
+        prometheus=ctx.url("prometheus"),
+        logs=ctx.url("logs"),
+        traces=ctx.url("traces"),
+        otlp=ctx.url("otlp"),
+        postgres=postgres_url(ctx),
+        mongodb=ctx.url("mongodb", "mongodb"),
+        nats=ctx.url("nats", "nats"),
+        log_dir=str(ctx.dir("service-logs")),
+        scrape_dir=str(ctx.dir("scrape-targets")),
+        kinds={
+            "stack": stack_kind,
+            "logs": "victorialogs",
+            "traces": "jaeger",
+            "log_stream_field": LOG_STREAM_FIELD,
+        },
+        **hosts,
+    )

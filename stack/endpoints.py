@@ -19,6 +19,10 @@ class Endpoints:
     log_dir: str = ""  # services write <name>.log here; the log shipper tails it
     scrape_dir: str = ""  # Prometheus file_sd directory: <job>.json registers a target
     kinds: dict[str, str] = field(default_factory=dict)  # backend kind per role
+    # Services started on this host bind `service_host`; Prometheus scrapes them at
+    # `scrape_host:<port>` (loopback locally; the host gateway from inside containers).
+    service_host: str = "127.0.0.1"
+    scrape_host: str = "127.0.0.1"
 
     def as_dict(self) -> dict:
         return asdict(self)

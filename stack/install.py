@@ -123,10 +123,11 @@ def install_go(build: GoBuild) -> None:
     _say(f"go {build.name} {build.version}: built in {time.monotonic() - start:.0f}s")
 
 
-def install(only: Sequence[str] = ()) -> None:
-    """Install everything (or only the named components)."""
+def install(only: Sequence[str] = (), containers: bool = False) -> None:
+    """Install everything (or only the named components); `containers` adds the engine."""
     start = time.monotonic()
-    packages = [pkg for name, pkg in apt_packages().items() if not only or name in only]
+    apt = apt_packages(containers)
+    packages = [pkg for name, pkg in apt.items() if not only or name in only]
     if packages:
         install_apt(sorted(set(packages)))
     for build in go_builds():
@@ -140,9 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="obsconf install", description=__doc__)
     parser.add_argument("--only", action="append", default=[], help="component name")
+    parser.add_argument(
+        "--containers",
+        action="store_true",
+        help="also the container backend's Debian packages (docker.io, debootstrap)",
+    )
     args = parser.parse_args(argv)
     try:
-        install(args.only)
+        install(args.only, args.containers)
     except InstallError as error:
         print(f"[install] FAILED: {error}", file=sys.stderr)
         return 1

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 from stack import binaries
-from stack.components import ALL, LOG_STREAM_FIELD, Component, RunContext, postgres_url
+from stack.components import ALL, Component, RunContext, endpoints_of
 from stack.endpoints import Endpoints
 from stack.ports import port_in_use_message
 from stack.process import ManagedProcess
-from stack.waiting import PollTimeout, poll
+from stack.waiting import PollTimeout, StopPolling, poll
 
 READY_TIMEOUT = 30.0
 PORT_RETRIES = 3
@@ -67,22 +67,7 @@ class LocalStack:
             self.stop()
             raise
         self.timings["total"] = time.monotonic() - began
-        self.endpoints = Endpoints(
-            prometheus=ctx.url("prometheus"),
-            logs=ctx.url("logs"),
-            traces=ctx.url("traces"),
-            otlp=ctx.url("otlp"),
-            postgres=postgres_url(ctx),
-            mongodb=ctx.url("mongodb", "mongodb"),
-            nats=ctx.url("nats", "nats"),
-            log_dir=str(ctx.dir("service-logs")),
-            scrape_dir=str(ctx.dir("scrape-targets")),
-            kinds={
-                "logs": "victorialogs",
-                "traces": "jaeger",
-                "log_stream_field": LOG_STREAM_FIELD,
-            },
-        )
+        self.endpoints = endpoints_of(ctx, "local")
         return self.endpoints
 
     def stop(self) -> None:
@@ -164,7 +149,7 @@ class LocalStack:
         )
 
 
-class ComponentExited(Exception):
+class ComponentExited(StopPolling):
     def __init__(self, code: int) -> None:
         super().__init__(f"exited with code {code}")
         self.code = code

@@ -13,6 +13,11 @@ class PollTimeout(AssertionError):
     """A poll ran out of time; the message says what was expected and what was last seen."""
 
 
+class StopPolling(Exception):
+    """Raised by a polled function when waiting longer is pointless (e.g. the process died);
+    it propagates at once instead of counting as "not yet"."""
+
+
 def poll(
     fn: Callable[[], T],
     until: Callable[[T], bool] = bool,
@@ -23,7 +28,8 @@ def poll(
 ) -> T:
     """Call `fn` until `until(result)` holds; return that result.
 
-    Exceptions raised by `fn` count as "not yet" and are reported if the deadline passes.
+    Exceptions raised by `fn` count as "not yet" and are reported if the deadline passes,
+    except `StopPolling`, which propagates at once.
     The interval grows from `interval` to `max_interval` so slow backends are not hammered.
     """
     deadline = time.monotonic() + timeout
@@ -34,6 +40,8 @@ def poll(
             if until(result):
                 return result
             last = result
+        except StopPolling:
+            raise
         except Exception as error:  # noqa: BLE001 - reported on timeout
             last = f"{type(error).__name__}: {error}"
         if time.monotonic() >= deadline:

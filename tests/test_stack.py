@@ -20,14 +20,22 @@ from stack.waiting import poll
 pytestmark = pytest.mark.stack
 
 
+@pytest.fixture(scope="module", params=["local", "containers"])
+def endpoints(request: pytest.FixtureRequest) -> Endpoints:
+    """Every test here runs on both backends: the suite must not tell them apart."""
+    fixture = {"local": "local_stack", "containers": "container_stack"}[request.param]
+    return request.getfixturevalue(fixture).endpoints
+
+
 def test_prometheus_scrapes_a_metrics_endpoint(endpoints: Endpoints) -> None:
     registry = CollectorRegistry()
     value = secrets.randbelow(10_000) + 1
     Gauge("obsconf_stack_probe", "probe gauge", registry=registry).set(value)
     port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, thread = start_http_server(port, addr=endpoints.service_host, registry=registry)
     try:
-        register_scrape_target(Path(endpoints.scrape_dir), "stack-probe", f"127.0.0.1:{port}")
+        address = f"{endpoints.scrape_host}:{port}"
+        register_scrape_target(Path(endpoints.scrape_dir), "stack-probe", address)
         prom = PrometheusClient(endpoints.prometheus)
         seen = poll(
             lambda: prom.value('obsconf_stack_probe{job="stack-probe"}'),

@@ -1,0 +1,288 @@
+"""The docker-compose path (stack/docker-compose.yml), checked structurally: no Docker needed.
+
+There is no registry on the build machines, so the compose stack is never started here; these
+tests keep its files consistent with each other and with the rest of the project (image pins,
+the local stack's shipping and tracing config, the metric names, the compose target).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from conformance.target import DEFAULT_LABELS, DEFAULT_METRICS, load_target
+from reference_services.launcher import SERVICE_NAMES
+from reports.html import explore_url
+from stack.components import rsyslog_config
+
+ROOT = Path(__file__).resolve().parent.parent
+STACK = ROOT / "stack"
+COMPOSE_FILE = STACK / "docker-compose.yml"
+GRAFANA = STACK / "grafana"
+
+# compose service -> key of stack/versions.toml [images.upstream]
+IMAGE_KEYS = {
+    "postgres": "postgres",
+    "mongodb": "mongodb",
+    "nats": "nats",
+    "prometheus": "prometheus",
+    "victoria-logs": "logs",
+    "rsyslog": "shipper",
+    "jaeger": "traces",
+    "grafana": "grafana",
+}
+NO_HEALTHCHECK = {"nats", "rsyslog"}  # FROM scratch / nothing meaningful to probe
+LOG_DIR = "/var/log/obsconf"
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def services() -> dict:
+    return load_yaml(COMPOSE_FILE)["services"]
+
+
+@pytest.fixture(scope="module")
+def datasources() -> dict[str, dict]:
+    data = load_yaml(GRAFANA / "provisioning/datasources/obsconf.yaml")
+    return {ds["uid"]: ds for ds in data["datasources"]}
+
+
+def published(service: dict) -> dict[int, int]:
+    """container port -> host port, from "127.0.0.1:HOST:CONTAINER" entries."""
+    ports = {}
+    for entry in service.get("ports", []):
+        _ip, host, container = entry.split(":")
+        ports[int(container)] = int(host)
+    return ports
+
+
+def mounts(service: dict) -> dict[str, str]:
+    """container path -> source (a named volume or a path relative to stack/)."""
+    return {v.split(":")[1]: v.split(":")[0] for v in service.get("volumes", [])}
+
+
+def flag(args: list[str], name: str) -> str:
+    return next(a.split("=", 1)[1] for a in args if a.startswith(f"{name}="))
+
+
+# --- compose file --------------------------------------------------------------------------
+
+
+def test_compose_defines_the_stack_and_the_three_services(services):
+    assert set(services) == set(IMAGE_KEYS) | set(SERVICE_NAMES)
+
+
+def test_images_are_the_pinned_upstream_images(services):
+    pins = tomllib.loads((STACK / "versions.toml").read_text())["images"]["upstream"]
+    assert {name: services[name]["image"] for name in IMAGE_KEYS} == {
+        name: pins[key] for name, key in IMAGE_KEYS.items()
+    }
+
+
+def test_reference_services_are_built_from_their_dockerfile(services):
+    for name in SERVICE_NAMES:
+        build = services[name]["build"]
+        dockerfile = (STACK / build["context"] / build["dockerfile"]).resolve()
+        assert dockerfile == ROOT / "reference_services/Dockerfile"
+        assert services[name]["command"] == [name]
+    lines = (ROOT / "reference_services/Dockerfile").read_text().splitlines()
+    assert [line for line in lines if line.startswith("FROM ")] == ["FROM python:3.11-slim"]
+
+
+def test_bind_mounted_files_exist(services):
+    sources = [src for s in services.values() for src in mounts(s).values()]
+    binds = [src for src in sources if src.startswith(".")]
+    assert binds, "expected config files bind-mounted from stack/"
+    for source in binds:
+        assert (STACK / source).exists(), source
+
+
+def test_depends_on_names_defined_services(services):
+    for name, service in services.items():
+        for dependency, spec in service.get("depends_on", {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert spec["condition"] in ("service_started", "service_healthy")
+            if spec["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], dependency
+
+
+def test_healthchecks_where_the_image_allows(services):
+    assert {name for name, s in services.items() if "healthcheck" not in s} == NO_HEALTHCHECK
+
+
+def test_ports_are_published_on_localhost_only(services):
+    entries = [entry for s in services.values() for entry in s.get("ports", [])]
+    assert entries
+    assert all(entry.startswith("127.0.0.1:") for entry in entries), entries
+
+
+def test_services_get_every_setting_they_read(services):
+    config = (ROOT / "reference_services/config.py").read_text()
+    read = set(re.findall(r'env\.get\(\s*"(\w+)"', config))
+    assert {"DATABASE_URL", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"} <= read
+    for name in SERVICE_NAMES:
+        env = services[name]["environment"]
+        assert read <= set(env), f"{name} misses {read - set(env)}"
+        assert env["OBSCONF_HOST"] == "0.0.0.0"
+        assert published(services[name]) == {int(env["OBSCONF_PORT"]): int(env["OBSCONF_PORT"])}
+        for key in ("DATABASE_URL", "MONGODB_URL", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            assert urlsplit(env[key]).hostname in services, f"{name} {key}={env[key]}"
+        assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert mounts(services[name])[env["OBSCONF_LOG_DIR"]] == "service-logs"
+
+
+# --- backends configuration ----------------------------------------------------------------
+
+
+def test_prometheus_scrapes_exactly_the_three_services(services):
+    config = load_yaml(STACK / "compose/prometheus.yml")
+    interval = config["global"]["scrape_interval"]
+    assert interval.endswith("s") and 1 <= int(interval[:-1]) <= 5
+    jobs = {job["job_name"]: job["static_configs"] for job in config["scrape_configs"]}
+    assert set(jobs) == set(SERVICE_NAMES)
+    for name, static in jobs.items():
+        port = services[name]["environment"]["OBSCONF_PORT"]
+        assert static == [{"targets": [f"{name}:{port}"], "labels": {"service": name}}]
+
+
+def test_rsyslog_ships_the_service_logs_like_the_local_stack(services):
+    rsyslog = services["rsyslog"]
+    assert mounts(rsyslog)[LOG_DIR] == "service-logs"
+    config_path = next(src for dst, src in mounts(rsyslog).items() if dst == "/etc/rsyslog.conf")
+    text = (STACK / config_path).read_text()
+    body = "".join(line for line in text.splitlines(True) if not line.startswith("#"))
+    syslog_port = int(flag(services["victoria-logs"]["command"], "-syslog.listenAddr.tcp")[1:])
+    local = rsyslog_config(Path(LOG_DIR), Path("/var/spool/rsyslog"), syslog_port)
+    assert body == local.replace('target="127.0.0.1"', 'target="victoria-logs"')
+    assert mounts(rsyslog)["/var/spool/rsyslog"] == "rsyslog-state"
+
+
+def test_jaeger_receives_otlp_and_serves_queries_on_the_published_port(services):
+    jaeger = services["jaeger"]
+    config = load_yaml(STACK / mounts(jaeger)[flag(jaeger["command"], "--config")])
+    protocols = config["receivers"]["otlp"]["protocols"]
+    assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
+    assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "0.0.0.0:16686"
+    assert published(jaeger) == {16686: 16686}
+    health = config["extensions"]["healthcheckv2"]["http"]["endpoint"].split(":")[1]
+    assert f"127.0.0.1:{health}/" in " ".join(jaeger["healthcheck"]["test"])
+    otlp = services["user-service"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert otlp == "http://jaeger:4318"
+
+
+# --- Grafana ---------------------------------------------------------------------------------
+
+
+def test_datasource_links_reference_existing_uids(datasources):
+    assert {ds["type"] for ds in datasources.values()} == {
+        "prometheus",
+        "jaeger",
+        "victoriametrics-logs-datasource",
+    }
+    uid = {ds["type"]: ds["uid"] for ds in datasources.values()}
+    logs, traces = uid["victoriametrics-logs-datasource"], uid["jaeger"]
+    (derived,) = datasources[logs]["jsonData"]["derivedFields"]
+    assert derived["datasourceUid"] == traces
+    jaeger = datasources[traces]["jsonData"]
+    assert jaeger["tracesToLogsV2"]["datasourceUid"] == logs
+    assert jaeger["tracesToMetrics"]["datasourceUid"] == uid["prometheus"]
+    # the HTML report's "open in Grafana" links name the trace data source by this uid
+    panes = parse_qs(urlsplit(explore_url("http://grafana", "0" * 32)).query)["panes"][0]
+    assert json.loads(panes)["trace"]["datasource"] == traces
+
+
+def test_datasource_urls_are_compose_services(datasources, services):
+    for ds in datasources.values():
+        url = urlsplit(ds["url"])
+        assert url.port in published(services[url.hostname]), ds["url"]
+
+
+def strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_provisioning_escapes_every_literal_dollar():
+    # Grafana expands $NAME in provisioning values from its environment; "$$" is a literal "$".
+    values = strings(load_yaml(GRAFANA / "provisioning/datasources/obsconf.yaml"))
+    assert any("$$" in value for value in values)
+    assert [value for value in values if "$" in value.replace("$$", "")] == []
+
+
+def test_derived_field_finds_the_trace_id_in_a_service_log_line(datasources):
+    (derived,) = datasources["logs"]["jsonData"]["derivedFields"]
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    line = json.dumps({"msg": "GET /api/users/1 -> 200", "trace_id": trace_id, "span_id": "ab"})
+    assert re.search(derived["matcherRegex"], line).group(1) == trace_id
+    assert re.search(derived["matcherRegex"], json.dumps({"trace_id": ""})) is None
+
+
+def test_grafana_installs_the_logs_datasource_plugin(services, datasources):
+    plugins = services["grafana"]["environment"]["GF_INSTALL_PLUGINS"].split(",")
+    assert datasources["logs"]["type"] in plugins
+
+
+def test_dashboard_provider_reads_the_mounted_dashboards(services):
+    grafana = mounts(services["grafana"])
+    assert grafana["/etc/grafana/provisioning"] == "./grafana/provisioning"
+    (provider,) = load_yaml(GRAFANA / "provisioning/dashboards/obsconf.yaml")["providers"]
+    assert grafana[provider["options"]["path"]] == "./grafana/dashboards"
+
+
+def test_one_dashboard_per_service_on_the_suites_metric_names(datasources):
+    files = sorted((GRAFANA / "dashboards").glob("*.json"))
+    dashboards = {p.stem: json.loads(p.read_text()) for p in files}
+    assert set(dashboards) == set(SERVICE_NAMES)
+    assert len({d["uid"] for d in dashboards.values()}) == len(dashboards)
+    template = json.dumps(dashboards["user-service"]).replace("user-service", "{service}")
+    for name, dashboard in dashboards.items():
+        # all three are the same dashboard, on their own service
+        assert json.dumps(dashboard) == template.replace("{service}", name)
+        text = json.dumps(dashboard)
+        assert f'{DEFAULT_LABELS["service"]}=\\"{name}\\"' in text
+        assert DEFAULT_METRICS["requests"] in text
+        assert f"{DEFAULT_METRICS['duration']}_bucket" in text
+        for panel in dashboard["panels"]:
+            for ref in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
+                assert datasources[ref["uid"]]["type"] == ref["type"], (name, panel["title"])
+        traces = [p for p in dashboard["panels"] if p["datasource"]["type"] == "jaeger"]
+        assert [t["service"] for p in traces for t in p["targets"]] == [name]
+
+
+# --- the compose target --------------------------------------------------------------------
+
+
+def test_compose_target_points_at_the_published_ports(services):
+    target = load_target(ROOT / "targets/compose.yaml")
+    assert target.start_services is None and target.backends.start is None
+
+    def host_port(url: str) -> int:
+        parts = urlsplit(url)
+        assert parts.hostname == "127.0.0.1", url
+        return parts.port
+
+    for spec in target.services.values():
+        assert host_port(spec.url) in published(services[spec.name]).values(), spec
+    backends = {
+        "prometheus": target.backends.prometheus,
+        "victoria-logs": target.backends.logs,
+        "jaeger": target.backends.traces,
+        "nats": target.backends.nats,
+        "grafana": target.backends.grafana,
+    }
+    for name, url in backends.items():
+        assert url is not None, name
+        assert host_port(url) in published(services[name]).values(), (name, url)
