@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -254,8 +255,12 @@ class ContainerStack:
             for cls in CONTAINERS:
                 container = cls(self.images[cls.image_key], self.network, self.labels)
                 container.configure(ctx)
-                container.start()
-                self.containers[cls.image_key] = container
+                self.containers[cls.image_key] = container  # registered first: stop() sees it
+            # Created and started side by side: on vfs each start copies the image's files.
+            # Leaving the `with` waits for every start, so stop() never races a late create.
+            with ThreadPoolExecutor(max_workers=len(self.containers)) as pool:
+                for started in [pool.submit(self._launch, c) for c in self.containers.values()]:
+                    started.result()
             for container in self.containers.values():
                 ctx.ports.update(container.host_ports())
             for container in self.containers.values():
@@ -292,6 +297,11 @@ class ContainerStack:
         self.stop()
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _launch(self, container: StackContainer) -> None:
+        launched = time.monotonic()
+        container.start()
+        self.timings[f"{container.component.name}.start"] = time.monotonic() - launched
 
     def _require_images(self, client) -> None:
         import docker.errors
