@@ -1,5 +1,6 @@
 """Start and stop a Docker engine by hand where no init system runs one (CI, these machines).
 
+    python -m stack.dockerd status  # exit 0 when an engine answers
     python -m stack.dockerd start   # no-op when an engine already answers
     python -m stack.dockerd stop    # only stops an engine this module started
 
@@ -114,12 +115,19 @@ def _remove_host_leftovers() -> None:
     subprocess.run(["iptables", "-P", "FORWARD", "ACCEPT"], capture_output=True)
 
 
+def status() -> int:
+    answers = engine_answers()
+    print(f"[dockerd] {'an engine answers' if answers else 'no engine answers'}")
+    return 0 if answers else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args not in (["start"], ["stop"]):
-        print("usage: python -m stack.dockerd start|stop", file=sys.stderr)
+    commands = {"start": start, "stop": stop, "status": status}
+    if len(args) != 1 or args[0] not in commands:
+        print("usage: python -m stack.dockerd start|stop|status", file=sys.stderr)
         return 2
-    return start() if args == ["start"] else stop()
+    return commands[args[0]]()
 
 
 if __name__ == "__main__":

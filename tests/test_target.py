@@ -24,6 +24,18 @@ def test_reference_target_loads() -> None:
     assert target.metrics["requests"] == "http_requests_total"
 
 
+def test_a_target_can_start_a_container_stack_with_its_own_images() -> None:
+    target = parse_target(
+        {
+            "name": "x",
+            "services": {"start": "reference"},
+            "backends": {"start": "containers", "images": {"postgres": "postgres:17"}},
+        }
+    )
+    assert target.backends.start == "containers"
+    assert target.backends.images == {"postgres": "postgres:17"}
+
+
 @pytest.mark.parametrize(
     ("data", "path_in_error"),
     [
@@ -58,6 +70,18 @@ def test_reference_target_loads() -> None:
                 "metrics": {"requests": 3},
             },
             "metrics.requests",
+        ),
+        (
+            {"name": "x", "services": {"start": "reference"}, "backends": {"start": "docker"}},
+            "backends.start",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "containers", "images": {"loki": "grafana/loki:3"}},
+            },
+            "backends.images.loki",
         ),
     ],
 )
