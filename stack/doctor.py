@@ -51,7 +51,21 @@ def _checks() -> list[Check]:
             "Docker engine client",
             "docker",
             ("--version",),
-            "apt-get install docker.io",
+            "obsconf install --containers",
+            required=False,
+        ),
+        Check(
+            "Docker engine (containers)",
+            "dockerd",
+            ("--version",),
+            "obsconf install --containers",
+            required=False,
+        ),
+        Check(
+            "debootstrap (local images)",
+            "debootstrap",
+            ("--version",),
+            "obsconf install --containers",
             required=False,
         ),
     ]
@@ -83,6 +97,15 @@ def doctor() -> int:
         else:
             version = pinned.get(check.binary) or _version(str(path), check.version_args)
             print(f"ok       {check.component:<28} {version}  [{path}]")
+    from stack.docker_engine import engine_answers
+
+    if engine_answers():
+        print("ok       Docker engine answers        --stack containers|auto can run")
+    else:
+        print(
+            "absent   Docker engine not answering  --stack containers needs one: "
+            "`python -m stack.dockerd start` (or systemctl/Docker Desktop); local works without"
+        )
     if missing_required:
         print(f"\n{missing_required} required component(s) missing: run `obsconf install`.")
         return 1
