@@ -26,6 +26,7 @@ from stack.local import ComponentFailed
 
 REPO = Path(__file__).resolve().parent.parent
 NO_ENGINE = "unix:///nonexistent/obsconf-test.sock"
+pytestmark = pytest.mark.timeout(600)  # a hung engine must fail the test, not stall CI
 TRACE_IDS = [gid for gid in catalog() if gid.startswith("TRC-")]
 
 
