@@ -40,11 +40,6 @@ def get_user(driver: Driver, user_id: object, **call_options: object) -> Call:
     )
 
 
-def create_order(driver: Driver, user_id: object, sku: str = "SKU-1", qty: int = 1) -> Call:
-    payload = {"user_id": user_id, "items": [{"sku": sku, "qty": qty}]}
-    return driver.call("order", "POST", "/api/orders", json=payload)
-
-
 def receive_stock(driver: Driver, sku: str, qty: int = 10, warehouse: str = "main") -> Call:
     return driver.call(
         "inventory", "POST", "/api/inventory", json={"sku": sku, "qty": qty, "warehouse": warehouse}
