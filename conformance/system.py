@@ -19,34 +19,29 @@ from conformance.clients.logs import LogsClient
 from conformance.clients.prometheus import PrometheusClient
 from conformance.clients.traces import TracesClient
 from conformance.target import ROLES, Target
+from reference_services.launcher import ReferenceServices, ServiceFailed
 from stack.backends import STARTED_KINDS, make_stack
+from stack.binaries import MissingBinary
+from stack.docker_engine import NoDockerEngine
 from stack.endpoints import Endpoints
+from stack.images import ImagesMissing
+from stack.local import ComponentFailed
 
 
 class Unreachable(RuntimeError):
     """A URL the target names does not answer."""
 
 
-def _startup_errors() -> tuple[type[BaseException], ...]:
-    from reference_services.launcher import ServiceFailed
-    from stack.binaries import MissingBinary
-    from stack.docker_engine import NoDockerEngine
-    from stack.images import ImagesMissing
-    from stack.local import ComponentFailed
-
-    return (
-        Unreachable,
-        ValueError,
-        MissingBinary,
-        ComponentFailed,
-        NoDockerEngine,
-        ImagesMissing,
-        ServiceFailed,
-    )
-
-
 # What can stop a system from opening: each says what failed and what to do, in one message.
-STARTUP_ERRORS = _startup_errors()
+STARTUP_ERRORS: tuple[type[BaseException], ...] = (
+    Unreachable,
+    ValueError,
+    MissingBinary,
+    ComponentFailed,
+    NoDockerEngine,
+    ImagesMissing,
+    ServiceFailed,
+)
 
 
 @dataclass
@@ -118,8 +113,6 @@ def open_system(
         names = {role: target.services[role].name for role in ROLES}
         all_faults = [*target.faults, *faults]
         if target.start_services == "reference":
-            from reference_services.launcher import ReferenceServices
-
             services = ReferenceServices(endpoints, faults=all_faults)
             by_name = services.start()
             closers.append(services.stop)

@@ -20,11 +20,11 @@ from stack.waiting import poll
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture(scope="module", params=["local", "containers"])
+@pytest.fixture(scope="module", params=["session_stack", "container_stack"])
 def endpoints(request: pytest.FixtureRequest) -> Endpoints:
-    """Every test here runs on both backends: the suite must not tell them apart."""
-    fixture = {"local": "local_stack", "containers": "container_stack"}[request.param]
-    return request.getfixturevalue(fixture).endpoints
+    """Every test here runs on the session's stack (local by default) and on containers:
+    the suite must not tell the backends apart."""
+    return request.getfixturevalue(request.param).endpoints
 
 
 def test_prometheus_scrapes_a_metrics_endpoint(endpoints: Endpoints) -> None:
