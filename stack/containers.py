@@ -40,6 +40,7 @@ from stack.docker_engine import docker_client  # noqa: E402
 from stack.endpoints import Endpoints  # noqa: E402
 from stack.images import ImagesMissing, image_for, image_set  # noqa: E402
 from stack.local import ComponentExited, ComponentFailed  # noqa: E402
+from stack.process import pid_alive  # noqa: E402
 from stack.waiting import PollTimeout, poll  # noqa: E402
 
 READY_TIMEOUT = 60.0
@@ -368,11 +369,11 @@ def sweep(client=None) -> list[str]:
     removed = []
     try:
         for container in client.containers.list(all=True, filters={"label": LABEL_STACK}):
-            if not _alive(container.labels.get(LABEL_PID, "")):
+            if not _owner_alive(container.labels.get(LABEL_PID, "")):
                 container.remove(force=True, v=True)
                 removed.append(container.name)
         for network in client.networks.list(filters={"label": LABEL_STACK}):
-            if not _alive(network.attrs.get("Labels", {}).get(LABEL_PID, "")):
+            if not _owner_alive(network.attrs.get("Labels", {}).get(LABEL_PID, "")):
                 network.remove()
                 removed.append(f"network {network.name}")
     finally:
@@ -381,11 +382,6 @@ def sweep(client=None) -> list[str]:
     return removed
 
 
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
+def _owner_alive(pid_label: str) -> bool:
+    """Whether the process named by an `obsconf.pid` label still exists (unparsable: gone)."""
+    return pid_label.isdigit() and pid_alive(int(pid_label))

@@ -20,6 +20,7 @@ import sys
 
 from stack.binaries import cache_root
 from stack.docker_engine import engine_answers
+from stack.process import pid_alive
 from stack.waiting import PollTimeout, poll
 
 START_TIMEOUT = 60.0
@@ -77,21 +78,13 @@ def stop() -> int:
         pass
     else:
         try:
-            poll(lambda: not _alive(pid), timeout=30, describe=f"dockerd {pid} to exit")
+            poll(lambda: not pid_alive(pid), timeout=30, describe=f"dockerd {pid} to exit")
         except PollTimeout:
             os.kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     _remove_host_leftovers()
     print(f"[dockerd] stopped (pid {pid}); docker0 and its iptables rules removed")
     return 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _remove_host_leftovers() -> None:

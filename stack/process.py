@@ -13,6 +13,17 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
+def pid_alive(pid: int) -> bool:
+    """True while a process with this pid exists (ours or not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def _die_with_parent() -> None:
     """Runs in the child before exec: SIGKILL it when the parent dies, however it dies."""
     libc = ctypes.CDLL(None, use_errno=True)
