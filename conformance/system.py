@@ -20,7 +20,7 @@ from conformance.clients.prometheus import PrometheusClient
 from conformance.clients.traces import TracesClient
 from conformance.target import ROLES, Target
 from reference_services.launcher import ReferenceServices, ServiceFailed
-from stack.backends import STARTED_KINDS, make_stack
+from stack.backends import STARTED_KINDS, make_stack, stack_kind
 from stack.binaries import MissingBinary
 from stack.docker_engine import NoDockerEngine
 from stack.endpoints import Endpoints
@@ -80,13 +80,14 @@ def open_system(
 ) -> System:
     """Start what the target needs, verify reachability, and return the system.
 
-    `stack` (auto|local|containers|external) overrides the target's `backends.start`;
+    `stack` (auto|local|containers|external), else $OBSCONF_STACK, overrides the target's
+    `backends.start`;
     `stack_endpoints` (an `obsconf up --json` file) means an external, already running stack.
     """
     closers: list = []
     try:
         endpoints: Endpoints | None = None
-        kind = stack or target.backends.start or "external"
+        kind = stack_kind(stack, default=target.backends.start or "external")
         if stack_endpoints is not None:
             given = json.loads(stack_endpoints.read_text())
             known = {f.name for f in fields(Endpoints)}

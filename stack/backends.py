@@ -47,14 +47,11 @@ def resolve_auto(images: str | None = None, overrides: Mapping[str, str] | None 
         _say(f"--stack auto: local ({error})")
         return "local"
     try:
-        from stack.containers import CONTAINERS
-        from stack.images import image_for
+        from stack.containers import stack_images
+        from stack.images import image_present
 
-        absent = []
-        for cls in CONTAINERS:
-            ref = image_for(cls.image_key, images, overrides)
-            if not client.images.list(name=ref):
-                absent.append(ref)
+        refs = stack_images(images, overrides).values()
+        absent = [ref for ref in refs if not image_present(client, ref)]
     finally:
         client.close()
     if absent:

@@ -38,7 +38,7 @@ from stack import components  # noqa: E402
 from stack.components import Component, RunContext, endpoints_of  # noqa: E402
 from stack.docker_engine import docker_client  # noqa: E402
 from stack.endpoints import Endpoints  # noqa: E402
-from stack.images import ImagesMissing, image_for, image_set  # noqa: E402
+from stack.images import ImagesMissing, image_for, image_present, image_set  # noqa: E402
 from stack.local import ComponentExited, ComponentFailed  # noqa: E402
 from stack.process import pid_alive  # noqa: E402
 from stack.waiting import PollTimeout, poll  # noqa: E402
@@ -219,6 +219,13 @@ CONTAINERS: tuple[type[StackContainer], ...] = (
 )
 
 
+def stack_images(
+    set_name: str | None = None, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Image key -> image reference, for every container of the stack."""
+    return {cls.image_key: image_for(cls.image_key, set_name, overrides) for cls in CONTAINERS}
+
+
 class ContainerStack:
     """All backends as containers on one network; `endpoints` is set once every one is ready."""
 
@@ -226,10 +233,7 @@ class ContainerStack:
         self, images: str | None = None, image_overrides: Mapping[str, str] | None = None
     ) -> None:
         self.image_set = image_set(images)
-        self.images = {
-            cls.image_key: image_for(cls.image_key, self.image_set, image_overrides)
-            for cls in CONTAINERS
-        }
+        self.images = stack_images(self.image_set, image_overrides)
         self.run_id = uuid.uuid4().hex[:8]
         self.labels = {LABEL_STACK: self.run_id, LABEL_PID: str(os.getpid())}
         self.run_dir: Path | None = None
@@ -309,13 +313,12 @@ class ContainerStack:
 
         missing = []
         for key, ref in self.images.items():
+            if image_present(client, ref):
+                continue
             try:
-                client.images.get(ref)
-            except docker.errors.ImageNotFound:
-                try:
-                    client.images.pull(ref)
-                except docker.errors.DockerException as error:
-                    missing.append(f"{key}: {ref} ({str(error).splitlines()[0][:120]})")
+                client.images.pull(ref)
+            except docker.errors.DockerException as error:
+                missing.append(f"{key}: {ref} ({str(error).splitlines()[0][:120]})")
         if missing:
             hint = (
                 "build them with `obsconf images`"

@@ -46,3 +46,14 @@ def image_for(
     if component not in table:
         raise KeyError(f"no {image_set(set_name)} image for stack component {component!r}")
     return table[component]
+
+
+def image_present(client, ref: str) -> bool:
+    """Whether the Docker engine behind `client` holds the image `ref` (no pull)."""
+    import docker.errors
+
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
