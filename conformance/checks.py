@@ -37,17 +37,15 @@ def span_records(spans: Iterable[Span]) -> list[dict[str, Any]]:
 
 
 def flow_findings(flow: Flow) -> list[Finding]:
-    """Findings over every trace the flow's services started in its window, the flow's own
-    trace included (so a consumer that started a new trace is seen, not just missed)."""
-    traces = dict(flow.window_traces)
-    traces[flow.trace_id] = flow.spans
-    return analyse_flow(traces, flow.expectation)
+    """Findings over the flow's traces (its own and those linked to it) and every other trace
+    its services began in its window (so a consumer that started an unlinked trace is seen,
+    not just missed)."""
+    return analyse_flow({**flow.strays, **flow.traces}, flow.expectation)
 
 
 def flow_spans(flow: Flow) -> list[Span]:
-    """All spans of the flow's window, the flow's trace first."""
-    others = [s for tid, spans in flow.window_traces.items() if tid != flow.trace_id for s in spans]
-    return [*flow.spans, *others]
+    """The flow's spans first, then those of the window's unlinked traces."""
+    return [*flow.spans, *(s for spans in flow.strays.values() for s in spans)]
 
 
 def check_findings(

@@ -1,13 +1,16 @@
 """Scenarios: the seed design's flows, driven through the target's public API.
 
 A scenario sends requests with the `Driver`, then gathers what the backends hold about them:
-the trace (polled until it reaches every expected service, or until the deadline — a broken
-trace is returned as it is, for the checks to explain), and the other traces that spans of the
-flow's services started in the same window (a flow split over several traces).
+the flow's traces — the request's trace and every trace linked to it — once they have
+*settled* (`settle`: the expected structure is present and nothing new arrived for the
+target's settle interval; a broken flow is returned as it stands at the deadline, for the
+checks to explain), and the other traces the flow's services began in the same window (a
+flow split over unlinked traces).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -17,11 +20,13 @@ from conformance.clients.traces import TraceNotFound
 from conformance.driver import Call, Driver
 from conformance.nats_tap import NatsTap, TappedMessage
 from conformance.system import System
-from conformance.traces.analysis import Expectation, analyse, expectation_from_target
+from conformance.traces.analysis import Expectation, analyse_flow, expectation_from_target
+from conformance.traces.flow import flow_spans, follow_links, missing_structure, signature
 from conformance.traces.model import Span
 from stack.waiting import PollTimeout, poll
 
 FLOW_TIMEOUT = 10.0
+WINDOW_SLACK_S = 0.05  # suite and services share a clock; this covers rounding only
 TRACESTATE = "obsconf=t61rcWkgMzE,other=v1"
 
 
@@ -59,50 +64,134 @@ def fetch_trace(system: System, trace_id: str) -> list[Span]:
         return []
 
 
-def await_trace(
-    system: System, trace_id: str, expectation: Expectation | None, timeout: float = FLOW_TIMEOUT
-) -> list[Span]:
-    """The trace once it has no missing service (or as it stands at the deadline)."""
-
-    def complete(spans: list[Span]) -> bool:
-        if not spans:
-            return False
-        if expectation is None:
-            return True
-        waiting_for = {"missing-service", "orphan"}  # a parent (e.g. the root) not yet exported
-        return not [f for f in analyse(spans, expectation) if f.code in waiting_for]
-
-    try:
-        return poll(
-            lambda: fetch_trace(system, trace_id),
-            until=complete,
-            timeout=timeout,
-            describe=f"trace {trace_id}",
-        )
-    except PollTimeout:
-        return fetch_trace(system, trace_id)
+FLOW_CREATED_STATUS = 201
 
 
 def expectation_for(system: System, call: Call) -> Expectation:
-    """The target's path expectation for one call: the caller's span (sent in traceparent,
-    never exported) is the expected external parent of the entry span."""
+    """What the trace of one call must hold: a created user starts the whole seed flow (user →
+    NATS → order → NATS → inventory); any other call only its entry service's SERVER span.
+    The caller's span (sent in traceparent, never exported) is the entry span's parent."""
     base = expectation_from_target(system.target)
+    creates_user = (call.role, call.method, call.route, call.status) == (
+        "user",
+        "POST",
+        "/api/users",
+        FLOW_CREATED_STATUS,
+    )
+    if not creates_user:
+        base = replace(base, services=(system.names[call.role],), hops=())
     external = frozenset({call.client_span_id}) if call.client_span_id else frozenset()
     return replace(base, external_parents=external)
 
 
-def await_traces(system: System, calls: list[Call], timeout: float = FLOW_TIMEOUT) -> dict:
-    """Traces of several concurrent flows, polled together under one deadline."""
-    deadline = time.monotonic() + timeout
-    return {
-        c.trace_id: await_trace(
-            system,
-            c.trace_id or "",
-            expectation_for(system, c),
-            max(0.5, deadline - time.monotonic()),
+@dataclass
+class Settled:
+    """The traces of one call once judged ready: its own trace and every trace linked to it."""
+
+    trace_id: str  # the call's trace
+    expectation: Expectation
+    traces: dict[str, list[Span]]  # the call's trace first, then the traces linked to it
+    missing: list[str]  # the structure still missing when the wait ended (empty if settled)
+    waited_s: float
+
+    @property
+    def spans(self) -> list[Span]:
+        return flow_spans(self.traces)
+
+    @property
+    def settled(self) -> bool:
+        return not self.missing
+
+    def describe_wait(self) -> str:
+        if self.settled:
+            return f"settled after {self.waited_s:.1f}s"
+        return f"judged as it stood after {self.waited_s:.1f}s; still missing: " + ", ".join(
+            self.missing
         )
-        for c in calls
-    }
+
+
+@dataclass
+class _Watch:
+    """What a settle loop knows about one call between rounds."""
+
+    settled: Settled
+    started: float
+    seen: frozenset = frozenset()
+    changed: float = 0.0
+    done: bool = False
+
+
+def settle_calls(system: System, calls: list[Call], timeout: float = FLOW_TIMEOUT) -> list[Settled]:
+    """`settle` for the traces of several calls, all under one deadline."""
+    wanted = [(c.trace_id or "", expectation_for(system, c)) for c in calls]
+    return settle(system, wanted, min((c.started for c in calls), default=0.0), timeout)
+
+
+def settle(
+    system: System,
+    wanted: list[tuple[str, Expectation]],
+    since: float = 0.0,
+    timeout: float = FLOW_TIMEOUT,
+) -> list[Settled]:
+    """Wait until each (trace id, expectation) flow is ready to judge, under one deadline.
+
+    Under `consumer_relation: link` the traces linked to each flow are found among the traces
+    the expected services began after `since` (epoch s).
+
+    Ready = the structure the expectation names is present (`missing_structure`) *and* the
+    flow's spans stayed unchanged for the target's settle interval (three times that while a
+    parent or link is dangling: the parent may still be on its way). At the deadline a flow is
+    returned as it stands, with what was still missing, for the checks to explain."""
+    interval = system.target.settle_s
+    started = time.monotonic()
+    watches = [
+        _Watch(Settled(tid, exp, {}, ["any span"], 0.0), started=started, changed=started)
+        for tid, exp in wanted
+    ]
+    services = sorted({name for _, exp in wanted for name in exp.services})
+    follow = system.target.consumer_relation == "link" and any(exp.hops for _, exp in wanted)
+
+    def one_round() -> list[_Watch]:
+        linked: dict[str, list[Span]] = {}
+        if follow:
+            for service in services:
+                linked.update(
+                    system.traces.search(service, since - WINDOW_SLACK_S, time.time() + 1)
+                )
+        now = time.monotonic()
+        for watch in (w for w in watches if not w.done):
+            _observe(system, watch, linked, now, interval)
+        return watches
+
+    with contextlib.suppress(PollTimeout):  # each Settled says what was still missing
+        poll(
+            one_round,
+            until=lambda ws: all(w.done for w in ws),
+            timeout=timeout + 3 * interval,
+            describe=f"{len(wanted)} trace(s) to settle ({interval:.1f}s without new spans)",
+        )
+    return [w.settled for w in watches]
+
+
+def _observe(
+    system: System, watch: _Watch, linked: dict[str, list[Span]], now: float, settle: float
+) -> None:
+    trace_id, expectation = watch.settled.trace_id, watch.settled.expectation
+    traces = follow_links(trace_id, {**linked, trace_id: fetch_trace(system, trace_id)})
+    traces = {tid: spans for tid, spans in traces.items() if spans}
+    seen = signature(traces)
+    if seen != watch.seen:
+        watch.seen, watch.changed = seen, now
+    missing = missing_structure(flow_spans(traces), expectation) if traces else ["any span"]
+    dangling = traces and any(f.code == "orphan" for f in analyse_flow(traces, expectation))
+    quiet = now - watch.changed >= settle * (3 if dangling else 1)
+    watch.done = not missing and quiet
+    watch.settled = replace(
+        watch.settled,
+        traces=traces,
+        missing=missing or ([] if quiet else [f"{settle:.1f}s without new spans"]),
+        waited_s=now - watch.started,
+    )
 
 
 @dataclass
@@ -111,9 +200,8 @@ class Flow:
 
     call: Call
     user_id: object
-    expectation: Expectation
-    spans: list[Span]  # the trace of the request (by the trace id the suite sent)
-    window_traces: dict[str, list[Span]]  # every trace the flow's services had in its window
+    settled: Settled  # the request's trace and the traces linked to it
+    strays: dict[str, list[Span]]  # traces the flow's services began in its window, unlinked
     messages: list[TappedMessage] = field(default_factory=list)
     ended: float = 0.0
 
@@ -121,24 +209,32 @@ class Flow:
     def trace_id(self) -> str:
         return self.call.trace_id or ""
 
-    def spans_of(self, service: str) -> list[Span]:
-        return [s for s in self.spans if s.service == service]
+    @property
+    def expectation(self) -> Expectation:
+        return self.settled.expectation
+
+    @property
+    def traces(self) -> dict[str, list[Span]]:
+        return self.settled.traces
+
+    @property
+    def spans(self) -> list[Span]:
+        """Every span of the flow: its trace's and those of the traces linked to it."""
+        return self.settled.spans
 
 
 def user_flow(system: System, driver: Driver) -> Flow:
-    """POST /api/users with traceparent + tracestate; gather the trace, window and messages."""
+    """POST /api/users with traceparent + tracestate; settle its traces, gather the window's
+    other traces and the flow's NATS messages."""
     subjects = list(system.target.subjects.values())
     with NatsTap(system.nats_url, subjects) if system.nats_url else _NoTap() as tap:
         call = create_user(driver, headers={"tracestate": TRACESTATE})
         user_id = call.body.get("id") if isinstance(call.body, dict) else None
-        expectation = expectation_for(system, call)
-        spans = await_trace(system, call.trace_id or "", expectation)
-        window = gather_window(system, call.started, expectation.services)
+        (settled,) = settle_calls(system, [call])
+        window = gather_window(system, call.started, settled.expectation.services)
+        strays = {tid: spans for tid, spans in window.items() if tid not in settled.traces}
         messages = _flow_messages(tap.snapshot(), call, user_id)
-    return Flow(call, user_id, expectation, spans, window, messages, ended=time.time())
-
-
-WINDOW_SLACK_S = 0.05  # suite and services share a clock; this covers rounding only
+    return Flow(call, user_id, settled, strays, messages, ended=time.time())
 
 
 def gather_window(system: System, since: float, services: tuple[str, ...]) -> dict[str, list[Span]]:
@@ -187,5 +283,26 @@ class _NoTap:
 
 
 def poll_trace_ready(system: System, trace_id: str | None, timeout: float = 10.0) -> list[Span]:
-    """The trace as soon as the store has any span of it (empty at the deadline)."""
-    return await_trace(system, trace_id or "", None, timeout)
+    """The spans of one request's trace once settled: a SERVER span present and nothing new
+    for the settle interval (or the trace as it stands at the deadline, maybe empty)."""
+    (settled,) = settle(system, [(trace_id or "", Expectation(services=()))], timeout=timeout)
+    return settled.spans
+
+
+def server_traces_between(
+    system: System, service: str, started: float, ended: float
+) -> dict[str, list[Span]]:
+    """The traces holding a SERVER span of `service` that began while a request was in flight
+    (epoch s): where a request landed when the suite does not know its trace id (a restarted
+    trace, from a service that sends no `traceresponse`)."""
+    found = system.traces.search(service, started - 4 * WINDOW_SLACK_S, time.time() + 1)
+    return {
+        trace_id: spans
+        for trace_id, spans in found.items()
+        if any(
+            s.kind == "SERVER"
+            and s.service == service
+            and started - WINDOW_SLACK_S <= s.start_ns / 1e9 <= ended + WINDOW_SLACK_S
+            for s in spans
+        )
+    }

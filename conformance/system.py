@@ -114,7 +114,9 @@ def open_system(
         names = {role: target.services[role].name for role in ROLES}
         all_faults = [*target.faults, *faults]
         if target.start_services == "reference":
-            services = ReferenceServices(endpoints, faults=all_faults)
+            services = ReferenceServices(
+                endpoints, faults=all_faults, consumer_relation=target.consumer_relation
+            )
             by_name = services.start()
             closers.append(services.stop)
             urls = {role: by_name[names[role]] for role in ROLES}

@@ -30,6 +30,8 @@ DEFAULT_METRICS = {
 }
 DEFAULT_LABELS = {"service": "service", "method": "method", "route": "endpoint", "status": "status"}
 IMAGE_COMPONENTS = tuple(versions()["images"]["upstream"])
+DEFAULT_SPAN_FLUSH_INTERVAL = 5.0  # OTEL_BSP_SCHEDULE_DELAY's default
+STORE_INGEST_S = 0.8  # from export to queryable in the trace store, measured on Jaeger here
 DEFAULT_SUBJECTS = {"user_created": "user.created", "order_created": "order.created"}
 
 
@@ -74,6 +76,14 @@ class Target:
     error_hook: Hook | None
     backends: BackendsSpec
     faults: tuple[str, ...] = field(default=())
+    # How often the services' span exporters flush (the OpenTelemetry SDK default is 5 s):
+    # a trace is judged only once its spans stayed the same for longer than this.
+    span_flush_interval: float = DEFAULT_SPAN_FLUSH_INTERVAL
+
+    @property
+    def settle_s(self) -> float:
+        """How long a trace's span set must stay unchanged before it is judged."""
+        return self.span_flush_interval + STORE_INGEST_S
 
     def service(self, role: str) -> ServiceSpec:
         return self.services[role]
@@ -157,7 +167,16 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         given = r.mapping(top.get(key), key, set(defaults))
         return {k: r.string(given.get(k), f"{key}.{k}") or v for k, v in defaults.items()}
 
-    caps = r.mapping(top.get("capabilities"), "capabilities", {"consumer_relation", "error_hook"})
+    caps = r.mapping(
+        top.get("capabilities"),
+        "capabilities",
+        {"consumer_relation", "error_hook", "span_flush_interval"},
+    )
+    flush = caps.get("span_flush_interval", DEFAULT_SPAN_FLUSH_INTERVAL)
+    if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0 <= flush <= 60:
+        raise r.fail(
+            "capabilities.span_flush_interval", f"must be seconds between 0 and 60, got {flush!r}"
+        )
     relation = (
         r.string(
             caps.get("consumer_relation"),
@@ -224,6 +243,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         error_hook=hook,
         backends=backends,
         faults=tuple(faults),
+        span_flush_interval=float(flush),
     )
 
 

@@ -19,17 +19,16 @@ from conformance.metrics import (
     selector,
     snapshot,
 )
-from conformance.scenarios import await_traces, create_user, get_user
+from conformance.scenarios import Settled, create_user, get_user, settle_calls
 from conformance.system import System
 from conformance.test_logs import check_no_log_loss
 from conformance.traces.analysis import (
     Expectation,
-    analyse,
+    analyse_flow,
     expectation_from_target,
     is_consume,
     subject_of,
 )
-from conformance.traces.model import Span
 
 FLOWS = 6
 NOT_FOUND = 4
@@ -38,7 +37,7 @@ NOT_FOUND = 4
 @dataclass
 class Load:
     flows: list[Call]
-    traces: dict[str, list[Span]]
+    settled: list[Settled]  # per flow: its trace and the traces linked to it
     expected: Counter
     counted: Counter
     expectation: Expectation
@@ -70,27 +69,30 @@ def load(system: System) -> Load:
     flows = calls[:FLOWS]
     assert all(c.status == 201 for c in flows), [c.describe() for c in flows]
     expectation = expectation_from_target(target)
-    traces = await_traces(system, flows)
-    return Load(flows, traces, expected, counted, expectation, ended)
+    return Load(flows, settle_calls(system, flows), expected, counted, expectation, ended)
 
 
 @pytest.mark.guarantee("LOAD-DISTINCT-TRACES")
 def test_load_distinct_traces(load: Load, evidence) -> None:
     problems = []
-    for call in load.flows:
-        spans = load.traces[call.trace_id]
+    for call, settled in zip(load.flows, load.settled, strict=True):
         missing = [
-            f.message for f in analyse(spans, load.expectation) if f.code == "missing-service"
+            f.message
+            for f in analyse_flow(settled.traces, settled.expectation)
+            if f.code == "missing-service"
         ]
         if missing:
-            problems.append(f"{call.describe()}: {missing[0]}")
+            problems.append(f"{call.describe()}: {missing[0]} ({settled.describe_wait()})")
     evidence(
         kind="compare",
         check="concurrent flows reaching every service",
-        expected=f"{len(load.flows)} complete traces",
+        expected=f"{len(load.flows)} complete flows",
         seen=f"{len(load.flows) - len(problems)} complete",
     )
-    assert len({c.trace_id for c in load.flows}) == len(load.flows)
+    assert len({c.trace_id for c in load.flows}) == len(load.flows), (
+        "two concurrent requests landed in one trace: "
+        + ", ".join(c.describe() for c in load.flows)
+    )
     assert not problems, f"{len(problems)} of {len(load.flows)} concurrent flows broke:\n" + (
         "\n".join(problems)
     )
@@ -115,18 +117,25 @@ def test_load_no_log_loss(system: System, load: Load, evidence) -> None:
 @pytest.mark.guarantee("LOAD-NO-MERGED-TRACES")
 def test_load_no_merged_traces(load: Load, evidence) -> None:
     problems = []
-    for call in load.flows:
-        spans = load.traces[call.trace_id]
+    owners: dict[str, list[str]] = {}
+    for call, settled in zip(load.flows, load.settled, strict=True):
+        for trace_id in settled.traces:
+            owners.setdefault(trace_id, []).append(call.describe())
         for hop in load.expectation.hops:
-            consumes = [s for s in spans if is_consume(s) and subject_of(s) == hop.subject]
+            consumes = [s for s in settled.spans if is_consume(s) and subject_of(s) == hop.subject]
             if len(consumes) != 1:
                 problems.append(
-                    f"trace {call.trace_id} of {call.describe()} holds "
-                    f"{len(consumes)} '{hop.subject}' consume spans, expected 1"
+                    f"the flow of {call.describe()} holds {len(consumes)} '{hop.subject}' "
+                    f"consume spans, expected 1"
                 )
+    problems += [
+        f"trace {tid} belongs to {len(calls)} flows: {'; '.join(calls)}"
+        for tid, calls in owners.items()
+        if len(calls) > 1
+    ]
     evidence(
         kind="compare",
-        check="one consume span per hop in each concurrent flow's trace",
+        check="one consume span per hop in each concurrent flow, no trace in two flows",
         expected=1,
         seen=problems or "all 1",
     )

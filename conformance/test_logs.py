@@ -10,6 +10,8 @@ from conformance.logs import REQUIRED_KEYS, describe_lines, lines_between, reque
 from conformance.metrics import await_scrape_after
 from conformance.scenarios import Flow
 from conformance.system import System
+from conformance.traces.analysis import Hop, is_consume, is_publish, subject_of
+from conformance.traces.model import Span
 from stack.waiting import PollTimeout, poll
 
 
@@ -174,26 +176,83 @@ def test_log_trace_id_resolves(system: System, flow_lines: dict[str, list], evid
     )
 
 
+def _hop_spans(flow: Flow, subject: str) -> tuple[Span | None, Span | None]:
+    """The flow's (publish, consume) spans on `subject` (None where the flow has none)."""
+    publish = next((s for s in flow.spans if is_publish(s) and subject_of(s) == subject), None)
+    consume = next((s for s in flow.spans if is_consume(s) and subject_of(s) == subject), None)
+    return publish, consume
+
+
+def _consume_span(flow: Flow, hop: Hop) -> Span:
+    """The flow's consume span of `hop`; fails naming what the flow holds instead."""
+    _, consume = _hop_spans(flow, hop.subject)
+    assert consume is not None, (
+        f"the flow holds no {hop.consumer_service} consume span on {hop.subject} "
+        f"({flow.settled.describe_wait()}), so its lines cannot be tied to the flow: the "
+        f"trace context was lost on the hop (see TRC-ONE-TRACE-PER-FLOW)"
+    )
+    return consume
+
+
 @pytest.mark.guarantee("LOG-CONSUMER-CORRELATED")
 def test_log_consumer_correlated(system: System, flow: Flow, evidence) -> None:
-    consumer = system.names["order"]
+    """Each consumer's lines are found by the trace id of its consume span: the flow's trace,
+    or, where consumers link, the linked trace that span roots."""
+    for hop in flow.expectation.hops:
+        consume = _consume_span(flow, hop)
+        service = hop.consumer_service
 
-    def explain() -> str:
-        window = lines_between(system, consumer, flow.call.started, flow.ended)
-        return (
-            f"{consumer} wrote no line with the flow's trace_id {flow.trace_id} while "
-            f"processing {system.target.subjects['user_created']}; its lines in the flow's "
-            f"window:\n{describe_lines(window)}"
+        def explain(service: str = service, consume: Span = consume) -> str:
+            window = lines_between(system, service, flow.call.started, flow.ended)
+            return (
+                f"{service} wrote no line with trace_id {consume.trace_id} (the trace of its "
+                f"consume span {consume.span_id}) while processing the flow's message; its "
+                f"lines in the flow's window:\n{describe_lines(window)}"
+            )
+
+        _await_lines_with_trace(
+            system,
+            service,
+            consume.trace_id,
+            evidence,
+            f"{service} lines carrying the trace_id of its consume span",
+            explain,
         )
 
-    _await_lines_with_trace(
-        system,
-        consumer,
-        flow.trace_id,
-        evidence,
-        "consumer lines carrying the flow's trace_id",
-        explain,
-    )
+
+@pytest.mark.guarantee("LOG-CONSUMER-EVERY-LINE")
+def test_log_consumer_every_line(system: System, flow: Flow, evidence) -> None:
+    """Every line a consumer writes between the publish of the flow's message and the end of
+    its consume span carries the consume span's trace_id and a span_id of that trace."""
+    problems = []
+    for hop in flow.expectation.hops:
+        publish, consume = _hop_spans(flow, hop.subject)
+        consume = consume or _consume_span(flow, hop)
+        since = (publish or consume).start_ns / 1e9
+        lines = lines_between(system, hop.consumer_service, since, consume.end_ns / 1e9)
+        span_ids = {s.span_id for s in flow.traces.get(consume.trace_id, [])}
+        bad = [
+            ln
+            for ln in lines
+            if ln.get("trace_id") != consume.trace_id or ln.get("span_id") not in span_ids
+        ]
+        evidence(
+            kind="logs",
+            check=f"{hop.consumer_service} lines while processing {hop.subject}",
+            query=system.logs.selector(hop.consumer_service, since=since),
+            expected=f"trace_id {consume.trace_id} and a span_id of that trace on all "
+            f"{len(lines)} line(s)",
+            seen=[ln.raw for ln in bad[:20]] or "all correlated",
+        )
+        if not lines:
+            problems.append(f"{hop.consumer_service} wrote no line while processing {hop.subject}")
+        elif bad:
+            problems.append(
+                f"{len(bad)} of {len(lines)} {hop.consumer_service} line(s) written while "
+                f"processing {hop.subject} lack trace_id {consume.trace_id} or a span_id of "
+                f"that trace:\n{describe_lines(bad)}"
+            )
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.guarantee("LOG-REQUEST-ID")

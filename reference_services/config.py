@@ -17,6 +17,7 @@ class Settings:
     otlp_endpoint: str
     faults: str
     telemetry: bool
+    consumer_relation: str  # "parent": consume spans continue the trace; "link": new trace + link
 
     @classmethod
     def from_env(cls, default_port: int) -> Settings:
@@ -33,4 +34,5 @@ class Settings:
             otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
             faults=env.get("OBSCONF_FAULTS", ""),
             telemetry=env.get("OBSCONF_TELEMETRY", "on").lower() not in ("off", "0", "false"),
+            consumer_relation=env.get("OBSCONF_CONSUMER_RELATION", "parent"),
         )

@@ -21,6 +21,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import Status, StatusCode
 
+from reference_services import faults
 from reference_services.telemetry.json_logs import request_id_var
 from reference_services.telemetry.messaging import consume_span, publish_span
 from reference_services.telemetry.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, count_business
@@ -149,6 +150,8 @@ class EventBus:
     async def _handle(self, subject: str, message: Msg, handler: Handler) -> None:
         headers = message.headers or {}
         token = request_id_var.set(headers.get(REQUEST_ID_HEADER, ""))
+        if faults.enabled("consumer-log-before-context"):
+            log.info("received %s", subject)
         try:
             with consume_span(subject, headers) as span:
                 delivered = message.metadata.num_delivered

@@ -58,6 +58,7 @@ class ReferenceServices:
         run_dir: Path | None = None,
         services: Sequence[str] = SERVICE_NAMES,
         telemetry: bool = True,
+        consumer_relation: str = "parent",
     ) -> None:
         parse_faults(",".join(faults))  # unknown names fail here, before anything starts
         unknown = sorted(set(services) - set(SERVICE_NAMES))
@@ -67,6 +68,7 @@ class ReferenceServices:
         self.faults = tuple(faults)
         self.run_dir = run_dir
         self.telemetry = telemetry
+        self.consumer_relation = consumer_relation
         self.specs = {spec.name: spec for spec in SERVICES if spec.name in services}
         self.processes: dict[str, ManagedProcess] = {}
         self.ports: dict[str, int] = {}
@@ -141,6 +143,7 @@ class ReferenceServices:
             OTEL_EXPORTER_OTLP_ENDPOINT=self.endpoints.otlp,
             OBSCONF_FAULTS=",".join(self.faults),
             OBSCONF_TELEMETRY="on" if self.telemetry else "off",
+            OBSCONF_CONSUMER_RELATION=self.consumer_relation,
             PYTHONUNBUFFERED="1",
             PYTHONPATH=os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")])),
         )

@@ -23,6 +23,7 @@ from reference_services.config import Settings
 from reference_services.errors import DependencyDown
 from reference_services.telemetry.http_middleware import HttpMetricsMiddleware, RequestIdMiddleware
 from reference_services.telemetry.json_logs import setup_logging
+from reference_services.telemetry.messaging import set_consumer_relation
 from reference_services.telemetry.metrics import exposition
 from reference_services.telemetry.tracing import instrument_app, setup_tracing, shutdown_tracing
 
@@ -135,6 +136,11 @@ def run_service(service: str, default_port: int, create_app: Callable[[Settings]
     except faults.UnknownFault as error:
         print(f"{service}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    try:
+        set_consumer_relation(settings.consumer_relation)
+    except ValueError as error:
+        print(f"{service}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     setup_logging(service)
     setup_tracing(service, settings.otlp_endpoint, enabled=settings.telemetry)
     app = create_app(settings)
@@ -143,7 +149,11 @@ def run_service(service: str, default_port: int, create_app: Callable[[Settings]
         "starting on %s:%d",
         settings.host,
         settings.port,
-        extra={"faults": sorted(faults.active()), "telemetry": settings.telemetry},
+        extra={
+            "faults": sorted(faults.active()),
+            "telemetry": settings.telemetry,
+            "consumer_relation": settings.consumer_relation,
+        },
     )
     try:
         uvicorn.run(

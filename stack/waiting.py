@@ -13,6 +13,14 @@ class PollTimeout(AssertionError):
     """A poll ran out of time; the message says what was expected and what was last seen."""
 
 
+_waiting: list[str] = []  # what the polls in progress wait for, innermost last
+
+
+def waiting_for() -> str | None:
+    """What the innermost poll in progress waits for (None when nothing waits)."""
+    return _waiting[-1] if _waiting else None
+
+
 class StopPolling(Exception):
     """Raised by a polled function when waiting longer is pointless (e.g. the process died);
     it propagates at once instead of counting as "not yet"."""
@@ -32,6 +40,21 @@ def poll(
     except `StopPolling`, which propagates at once.
     The interval grows from `interval` to `max_interval` so slow backends are not hammered.
     """
+    _waiting.append(describe)
+    try:
+        return _poll(fn, until, timeout, describe, interval, max_interval)
+    finally:
+        _waiting.pop()
+
+
+def _poll(
+    fn: Callable[[], T],
+    until: Callable[[T], bool],
+    timeout: float,
+    describe: str,
+    interval: float,
+    max_interval: float,
+) -> T:
     deadline = time.monotonic() + timeout
     last: object = "<never called>"
     while True:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from conformance.traces.model import Span
+from conformance.traces.model import Link, Span
 
 # Every finding code, in the order used to break ties between findings of the same span.
 CODES = (
@@ -323,14 +323,26 @@ def _check_trace_ids(tree: TraceTree, found: _Findings) -> None:
 
 def _linked_producer(span: Span, index: Mapping[str, Span]) -> tuple[bool, Span | None]:
     """(accepted, offending link target) for a consume span judged by its links: accepted if a
-    link names a PRODUCER span on the same subject, or a span we cannot see."""
+    link names a PRODUCER span on the same subject, or a span of a trace we do not hold (a
+    dangling link into a trace we hold is reported by `_check_dangling_links`)."""
+    held = {s.trace_id for s in index.values()}
     offending = None
     for link in span.links:
         target = index.get(link.span_id)
-        if target is None or _producer_problem(span, target) is None:
+        if target is None and link.trace_id not in held:
+            return True, None
+        if target is not None and _producer_problem(span, target) is None:
             return True, None
         offending = offending or target
     return False, offending
+
+
+def dangling_links(span: Span, index: Mapping[str, Span]) -> list[Link]:
+    """Links of `span` into a trace we hold that name no span of it."""
+    held = {s.trace_id for s in index.values()}
+    return [
+        link for link in span.links if link.trace_id in held and link.span_id not in index
+    ]
 
 
 def _producer_problem(consumer: Span, producer: Span) -> str | None:
@@ -376,6 +388,24 @@ def _check_roots(
             )
 
 
+def counted_roots(spans: Iterable[Span], exp: Expectation) -> list[Span]:
+    """The roots that count against "one root per flow": spans with no parent (or the caller's
+    span as parent), except, under `link`, consume spans linked to a PRODUCER span."""
+    index = {s.span_id: s for s in spans}
+    return [
+        s
+        for s in sorted(index.values(), key=_start_key)
+        if (not s.parent_span_id or s.parent_span_id in exp.external_parents)
+        and not (
+            exp.consumer_relation == "link"
+            and is_consume(s)
+            and s.links
+            and _linked_producer(s, index)[0]
+            and not dangling_links(s, index)
+        )
+    ]
+
+
 def _hop_subject(exp: Expectation, service: str) -> str:
     hop = exp.hop_into(service)
     return hop.subject if hop else ""
@@ -387,6 +417,8 @@ def _check_consumer_root(
     accepted, offending = _linked_producer(root, index)
     if exp.consumer_relation == "link" and accepted:
         return
+    if exp.consumer_relation == "link" and dangling_links(root, index):
+        return  # reported as an orphan link by _check_dangling_links
     if offending is not None and exp.consumer_relation == "link":
         _report_bad_producer(root, offending, found, via="links to")
         return
@@ -467,6 +499,19 @@ def _check_orphans(tree: TraceTree, found: _Findings) -> None:
         )
 
 
+def _check_dangling_links(tree: TraceTree, index: Mapping[str, Span], found: _Findings) -> None:
+    for span in tree.spans.values():
+        for link in dangling_links(span, index):
+            found.add(
+                "orphan",
+                span,
+                f"{_label(span)} links to span {link.span_id} of trace {link.trace_id}, which "
+                "is not in that trace.",
+                "the linked (publish) span was never exported, or the context of a span that "
+                "is not recorded was injected into the message",
+            )
+
+
 def _check_kinds(tree: TraceTree, found: _Findings) -> None:
     for span in tree.spans.values():
         role = messaging_role(span)
@@ -496,27 +541,40 @@ def _check_consumer_parents(
         _report_bad_producer(span, parent, found, via="has parent")
 
 
-def _check_clock(tree: TraceTree, exp: Expectation, found: _Findings) -> None:
+def _check_clock(
+    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: _Findings
+) -> None:
+    """Children must not start before their parent; under `link`, a consume span must not
+    start before the publish span it links to (a message cannot be consumed before it is sent)."""
     tolerance_ns = exp.tolerance_ms * 1e6
     for span in tree.spans.values():
-        parent = tree.parent(span)
-        if parent is None or span.start_ns >= parent.start_ns - tolerance_ns:
-            continue
-        early_ms = (parent.start_ns - span.start_ns) / 1e6
-        cause = (
-            "a start time taken from a wrong clock or set by hand (both spans come from the same "
-            "service, so host clock skew is unlikely)"
-            if span.service == parent.service
-            else f"clock skew between the hosts or containers of {parent.service} and "
-            f"{span.service}, or a start time set by hand"
-        )
-        found.add(
-            "child-before-parent",
-            span,
-            f"{_label(span)} starts {early_ms:.1f} ms before its parent {_label(parent)} "
-            f"(tolerance {exp.tolerance_ms:g} ms).",
-            cause,
-        )
+        before = [(tree.parent(span), "its parent")]
+        if exp.consumer_relation == "link" and is_consume(span):
+            before += [(index.get(link.span_id), "the span it links to") for link in span.links]
+        for parent, relation in before:
+            if parent is None or span.start_ns >= parent.start_ns - tolerance_ns:
+                continue
+            _report_early(span, parent, relation, exp, found)
+
+
+def _report_early(
+    span: Span, parent: Span, relation: str, exp: Expectation, found: _Findings
+) -> None:
+    early_ms = (parent.start_ns - span.start_ns) / 1e6
+    cause = (
+        "a start time taken from a wrong clock or set by hand (both spans come from the same "
+        "service, so host clock skew is unlikely)"
+        if span.service == parent.service
+        else f"clock skew between the hosts or containers of {parent.service} and "
+        f"{span.service}, or a start time set by hand"
+    )
+    found.add(
+        "child-before-parent",
+        span,
+        f"{_label(span)} starts {early_ms:.1f} ms before {relation} {_label(parent)} "
+        f"(tolerance {exp.tolerance_ms:g} ms).",
+        cause,
+    )
 
 
 def _check_error_status(tree: TraceTree, found: _Findings) -> None:
@@ -624,9 +682,10 @@ def _check_trace(
     _check_trace_ids(tree, found)
     _check_roots(tree, exp, index, found, main)
     _check_orphans(tree, found)
+    _check_dangling_links(tree, index, found)
     _check_kinds(tree, found)
     _check_consumer_parents(tree, exp, index, found)
-    _check_clock(tree, exp, found)
+    _check_clock(tree, exp, index, found)
     _check_error_status(tree, found)
 
 
@@ -678,7 +737,7 @@ def gap_summary(findings: Iterable[Finding]) -> str:
     """One sentence naming the first broken hop: the finding that explains the others."""
     ordered = list(findings)
     if not ordered:
-        return "No gap: the trace is one connected tree along the expected path."
+        return "No gap: the flow is connected along the expected path."
     position = {id(f): i for i, f in enumerate(ordered)}
     first = min(ordered, key=lambda f: (_TIER.get(f.code, 9), position[id(f)]))
     more = len(ordered) - 1

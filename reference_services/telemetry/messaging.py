@@ -1,5 +1,10 @@
 """NATS trace propagation: PRODUCER spans that inject W3C context into message headers, and
-CONSUMER spans that continue the context found there (also on JetStream redelivery)."""
+CONSUMER spans that continue the context found there (also on JetStream redelivery).
+
+Two consumer relations are supported (`OBSCONF_CONSUMER_RELATION`): `parent` (default) makes
+the consume span a child of the publish span; `link` starts a new trace whose consume span
+links to the publish span, the pattern the OpenTelemetry messaging conventions describe.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,19 @@ from opentelemetry.trace import Span, SpanKind
 from reference_services import faults
 
 tracer = trace.get_tracer("reference_services.messaging")
+CONSUMER_RELATIONS = ("parent", "link")
+_consumer_relation = "parent"
+
+
+def set_consumer_relation(relation: str) -> None:
+    """`parent` or `link` (see the module docstring); read once at start-up."""
+    global _consumer_relation
+    if relation not in CONSUMER_RELATIONS:
+        raise ValueError(
+            f"OBSCONF_CONSUMER_RELATION must be one of {', '.join(CONSUMER_RELATIONS)}, "
+            f"not {relation!r}"
+        )
+    _consumer_relation = relation
 
 
 def carrier_of_current_context() -> dict[str, str]:
@@ -89,7 +107,8 @@ _first_consumed: otel_context.Context | None = None
 
 @contextmanager
 def consume_span(subject: str, headers: Mapping[str, str] | None) -> Iterator[Span]:
-    """`process <subject>` CONSUMER span continuing the context carried in `headers`."""
+    """`process <subject>` CONSUMER span continuing (or, in link mode, linking to) the context
+    carried in `headers`."""
     global _first_consumed
     empty = otel_context.Context()
     if faults.enabled("consumer-new-root") or not headers:
@@ -99,12 +118,18 @@ def consume_span(subject: str, headers: Mapping[str, str] | None) -> Iterator[Sp
     if faults.enabled("shared-consumer-context"):
         _first_consumed = _first_consumed or ctx
         ctx = _first_consumed
+    links: list[trace.Link] = []
+    if _consumer_relation == "link":
+        producer = trace.get_current_span(ctx).get_span_context()
+        links = [trace.Link(producer)] if producer.is_valid else []
+        ctx = empty  # a new trace, with a sampling decision of its own
     start = time.time_ns() - 2_000_000_000 if faults.enabled("skewed-span-clock") else None
     with tracer.start_as_current_span(
         f"process {subject}",
         context=ctx,
         kind=SpanKind.INTERNAL if faults.enabled("wrong-consume-kind") else SpanKind.CONSUMER,
         attributes=_attributes(subject, "process", "process"),
+        links=links,
         start_time=start,
     ) as span:
         yield span
