@@ -125,7 +125,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from conformance.runner import run
 
     _apply_images(args)
-    return run(args.target, args.out, args.fault, args.stack_endpoints, args.k, args.stack)
+    return run(
+        args.target,
+        args.out,
+        args.fault,
+        args.stack_endpoints,
+        args.k,
+        args.stack,
+        run_timeout=args.run_timeout,
+    )
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -232,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="reuse a running stack (`obsconf up --json` output)",
     )
     p.add_argument("-k", default=None, help="select guarantees, e.g. TRC or 'LOG and not LOAD'")
+    p.add_argument(
+        "--run-timeout",
+        type=float,
+        default=None,
+        help="seconds the run may take before the test in progress fails naming what it "
+        "waited for (default 900)",
+    )
     _stack_options(p, "stack backend (default: $OBSCONF_STACK, else the target's backends.start)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("reproduce", help="start everything with a fault and show what it breaks")

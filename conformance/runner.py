@@ -29,6 +29,7 @@ def suite_args(
     select: str | None = None,
     quiet: bool = True,
     stack: str | None = None,
+    run_timeout: float | None = None,
 ) -> list[str]:
     """The pytest command line of one suite run."""
     args = [str(SUITE_DIR), "-p", "no:cacheprovider", "--rootdir", str(SUITE_DIR.parent)]
@@ -42,6 +43,8 @@ def suite_args(
         args.append(f"--stack={stack}")
     if select:
         args += ["-k", select]
+    if run_timeout is not None:
+        args.append(f"--run-timeout={run_timeout}")
     if quiet:
         args.append("-q")
     return args
@@ -54,6 +57,7 @@ def run(
     stack_endpoints: Path | None = None,
     select: str | None = None,
     stack: str | None = None,
+    run_timeout: float | None = None,
 ) -> int:
     """Validate the target, run the suite, return its exit status."""
     target = target or DEFAULT_TARGET
@@ -71,7 +75,9 @@ def run(
             print(f"obsconf run: {error}")
             return 2
     out.mkdir(parents=True, exist_ok=True)
-    args = suite_args(target, out, faults, stack_endpoints, select, stack=stack)
+    args = suite_args(
+        target, out, faults, stack_endpoints, select, stack=stack, run_timeout=run_timeout
+    )
     return int(pytest.main(args))
 
 

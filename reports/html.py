@@ -467,7 +467,7 @@ def render_trace_evidence(
     if sentence:
         parts.append(f'<p class="gapline">⚠ {esc(sentence)}</p>')
     else:
-        parts.append('<p class="okline">No gap: the flow is one connected trace.</p>')
+        parts.append('<p class="okline">This check found no gap in the flow\'s traces.</p>')
     if draw:
         flagged = {str(f.get("span_id")) for f in findings if f.get("span_id")}
         parts.append(render_waterfall(spans, trace_id, flagged, grafana_url))
