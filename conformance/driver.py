@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,11 +74,14 @@ class Driver:
         path: str,
         route: str | None = None,
         json: Any = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         traced: bool = True,
         request_id: str | None = "auto",
     ) -> Call:
-        """Send one request; `route` defaults to `path` (for paths without parameters)."""
+        """Send one request; `route` defaults to `path` (for paths without parameters).
+
+        `headers` replace the driver's own of the same name; given as (name, value) pairs,
+        a name may repeat (each pair is one header field: two `traceparent` fields)."""
         sent: dict[str, str] = {}
         trace_id = span_id = None
         if traced:
@@ -87,9 +91,12 @@ class Driver:
             request_id = f"obsconf-{secrets.token_hex(6)}"
         if request_id:
             sent["X-Request-ID"] = request_id
-        sent.update(headers or {})
+        given = list(headers.items() if isinstance(headers, Mapping) else headers or ())
+        names = {name.lower() for name, _ in given}
+        fields = [(k, v) for k, v in sent.items() if k.lower() not in names] + given
+        sent = dict(fields)  # the record keeps the last field of a repeated name
         started = time.time()
-        response = self._http.request(method, self.urls[role] + path, json=json, headers=sent)
+        response = self._http.request(method, self.urls[role] + path, json=json, headers=fields)
         ended = time.time()
         try:
             body = response.json()

@@ -54,6 +54,48 @@ def expected_requests(calls: Iterable, role: str | None = None) -> Counter[Key]:
     )
 
 
+# MET-DURATION-UNIT: how far a server's observed durations may stray from the client's.
+DURATION_SLACK_RATIO = 0.10  # the server's clock may stop a little after the client's ...
+DURATION_SLACK_S = 0.25  # ... and a descheduled server on a busy machine stops it late
+MIN_SERVER_SHARE = 1 / 200  # over a round, server time is at least this share of client time
+
+
+def client_latencies(calls: Iterable, role: str | None = None) -> Counter[Key]:
+    """Seconds the client waited for these driver calls (of `role`, if given), summed per
+    (method, route, status) — the keys of `expected_requests`."""
+    total: Counter[Key] = Counter()
+    for c in calls:
+        if role is None or c.role == role:
+            total[(c.method, c.route, str(c.status))] += c.ended - c.started
+    return total
+
+
+def duration_ceiling(client_seconds: float) -> float:
+    """The most a server may observe for requests its client timed at `client_seconds`."""
+    return client_seconds * (1 + DURATION_SLACK_RATIO) + DURATION_SLACK_S
+
+
+def duration_floor(client_seconds: float) -> float:
+    """The least a server may observe, over a round, for requests timed at `client_seconds`."""
+    return client_seconds * MIN_SERVER_SHARE
+
+
+def duration_excesses(server: Counter[Key], client: Counter[Key]) -> list[tuple[str, float, float]]:
+    """(what, server seconds, client seconds) for each route the server labels as the client
+    sent it, and for all routes together, where the server observed more than the ceiling.
+    The total also covers requests the server labelled differently (other guarantees judge
+    labels; this one judges the unit)."""
+    rows = [(" ".join(k), server[k], client[k]) for k in sorted(client) if k in server]
+    rows.append(("all routes", sum(server.values()), sum(client.values())))
+    return [row for row in rows if row[1] > duration_ceiling(row[2])]
+
+
+def format_seconds(seconds: Counter[Key]) -> str:
+    if not seconds:
+        return "(none)"
+    return ", ".join(f"{' '.join(k)}: {v:.4f} s" for k, v in sorted(seconds.items()))
+
+
 def format_counts(counts: Counter[Key]) -> str:
     if not counts:
         return "(none)"

@@ -16,9 +16,14 @@ from conformance.driver import Driver
 from conformance.metrics import (
     Key,
     await_scrape_after,
+    client_latencies,
     delta,
+    duration_ceiling,
+    duration_excesses,
+    duration_floor,
     expected_requests,
     format_counts,
+    format_seconds,
     selector,
     snapshot,
 )
@@ -41,6 +46,9 @@ class Round:
     duration_after: dict[str, Counter[Key]]
     users_created: int
     paths: list[str]
+    seconds_before: dict[str, Counter[Key]]  # the duration histogram's _sum
+    seconds_after: dict[str, Counter[Key]]
+    latencies: dict[str, Counter[Key]]  # seconds the client waited
 
 
 def _labels(system: System) -> list[str]:
@@ -53,6 +61,18 @@ def _requests(system: System, role: str) -> str:
 
 def _durations(system: System, role: str) -> str:
     return selector(system.target, system.target.metrics["duration"] + "_count", system.names[role])
+
+
+def _duration_sums(system: System, role: str) -> str:
+    return selector(system.target, system.target.metrics["duration"] + "_sum", system.names[role])
+
+
+def _seconds(system: System) -> dict[str, Counter[Key]]:
+    labels = _labels(system)
+    return {
+        role: snapshot(system.prometheus, _duration_sums(system, role), labels)
+        for role in system.names
+    }
 
 
 def _snapshots(system: System) -> tuple[dict, dict]:
@@ -77,6 +97,7 @@ def round_(system: System) -> Round:
     for role in system.names:  # requests of earlier tests are counted before the snapshot
         await_scrape_after(system.prometheus, system.names[role], now)
     before, duration_before = _snapshots(system)
+    seconds_before = _seconds(system)
     created = [create_user(driver) for _ in range(2)]
     bad = driver.call("user", "POST", "/api/users", json={"name": "x", "email": "not-an-email"})
     for call in created:
@@ -94,6 +115,7 @@ def round_(system: System) -> Round:
     for role in system.names:
         await_scrape_after(system.prometheus, system.names[role], last)
     after, duration_after = _snapshots(system)
+    seconds_after = _seconds(system)
     driver.close()
     return Round(
         expected,
@@ -103,6 +125,9 @@ def round_(system: System) -> Round:
         duration_after,
         users_created=sum(c.status == 201 for c in created),
         paths=[c.path for c in driver.calls],
+        seconds_before=seconds_before,
+        seconds_after=seconds_after,
+        latencies={role: client_latencies(driver.calls, role) for role in system.names},
     )
 
 
@@ -236,6 +261,82 @@ def test_met_histogram_count_matches(system: System, round_: Round, evidence) ->
             format_counts(durations),
             evidence,
         )
+
+
+@pytest.mark.guarantee("MET-DURATION-UNIT")
+def test_met_duration_unit(system: System, round_: Round, evidence) -> None:
+    """The duration histogram observes seconds, judged against what the client measured.
+
+    Ceiling, per route and per service in total: a server cannot take longer than its client
+    waited, but its clock may stop a little after the client has the response (bookkeeping
+    after the last byte; a server descheduled on a busy 2-core machine), so its `_sum` may
+    exceed the client's total by 10 % + 0.25 s. A quarter second is 10-100 localhost requests
+    here (2-20 ms each); a histogram fed milliseconds overshoots by 1000x.
+    Floor, over the whole round only: the servers' total is at least 1/200 of the client's.
+    Client time includes the client's own overhead and stalls, so a per-request or per-route
+    floor would judge noise; over the round a correct server stays well above 0.5 % (the
+    reference: 60-85 %; a fast server handling in a few % of a Python client's round trip
+    still passes) and one 1000x too small stays below 0.1 %.
+    """
+    problems = []
+    for role, name in system.names.items():
+        server = delta(round_.seconds_before[role], round_.seconds_after[role])
+        client = round_.latencies[role]
+        evidence(
+            kind="compare",
+            check=f"{name}: duration _sum per route <= client latency * 1.1 + 0.25 s",
+            query=_duration_sums(system, role),
+            expected=format_seconds(client),
+            seen=format_seconds(server),
+        )
+        problems += [
+            f"{name} {what}: server observed {s:.4f} s > ceiling {duration_ceiling(c):.4f} s "
+            f"(client measured {c:.4f} s)\n  query: {_duration_sums(system, role)}"
+            for what, s, c in duration_excesses(server, client)
+        ]
+    server_total = sum(
+        sum(delta(round_.seconds_before[r], round_.seconds_after[r]).values()) for r in system.names
+    )
+    client_total = sum(sum(round_.latencies[r].values()) for r in system.names)
+    if server_total < duration_floor(client_total):
+        problems.append(
+            f"all services: server observed {server_total:.6f} s < floor "
+            f"{duration_floor(client_total):.6f} s (client measured {client_total:.4f} s)\n"
+            f"  query: {system.target.metrics['duration']}_sum of each service"
+        )
+    if problems:
+        raise AssertionError("the duration histogram is not in seconds:\n" + "\n".join(problems))
+
+
+def _invalid_users() -> list[dict[str, str]]:
+    """Payloads a correct service rejects with 422: a malformed email, a missing name."""
+    return [{"name": "Ada Conformance", "email": "not-an-email"}, {"email": unique_email()}]
+
+
+@pytest.mark.guarantee("MET-BUSINESS-COMMITTED")
+def test_met_business_committed(system: System, driver: Driver, evidence) -> None:
+    """One user committed, one duplicate (409) and invalid payloads (422): the business counter
+    rises by exactly the committed one."""
+    query = _business(system, "user", "users_created")
+    await_scrape_after(system.prometheus, system.names["user"], time.time())
+    before = system.prometheus.value(query) or 0.0
+    user = {"name": "Ada Conformance", "email": unique_email()}
+    created = driver.call("user", "POST", "/api/users", json=user)
+    duplicate = driver.call("user", "POST", "/api/users", json={**user, "name": "Ada Again"})
+    invalid = [driver.call("user", "POST", "/api/users", json=body) for body in _invalid_users()]
+    assert created.status == 201, f"a new user should answer 201: {created.describe()}"
+    assert duplicate.status == 409, f"a duplicate email should answer 409: {duplicate.describe()}"
+    for call in invalid:
+        assert call.status == 422, f"an invalid payload should answer 422: {call.describe()}"
+    await_scrape_after(system.prometheus, system.names["user"], max(c.ended for c in driver.calls))
+    after = system.prometheus.value(query) or 0.0
+    check_equal(
+        "users_created rises by the committed user only (not the 409, not the 422s)",
+        query,
+        1.0,
+        after - before,
+        evidence,
+    )
 
 
 def _business(system: System, role: str, metric_key: str, **labels: str) -> str:

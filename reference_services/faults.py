@@ -42,11 +42,25 @@ FAULTS: dict[str, Fault] = {
         Fault("no-service-name", "the tracer resource has no service.name"),
         Fault("skewed-span-clock", "consume spans start 2 s before their publish parent"),
         Fault("shared-consumer-context", "every consume span continues the first message's trace"),
+        Fault(
+            "consumer-log-before-context",
+            "a consumer logs its first line before the message's context is current",
+        ),
         Fault("drop-tracestate", "tracestate is not propagated on publish"),
         Fault("no-request-id", "X-Request-ID is neither echoed nor logged"),
         Fault("no-error-status", "5xx responses leave the server span status unset (OK)"),
         Fault("ignore-incoming-context", "incoming traceparent/tracestate headers are ignored"),
         Fault("strict-traceparent", "a malformed traceparent is answered with 400"),
+        Fault(
+            "lenient-traceparent",
+            "an invalid or duplicated traceparent is continued (any version or case, first field)",
+        ),
+        Fault("first-tracestate-only", "only the first of several tracestate fields is read"),
+        Fault("lenient-tracestate", "an incoming tracestate is passed on as it came, unvalidated"),
+        Fault("ignore-sampled-flag", "unsampled requests (flags 00) are recorded, exported as 01"),
+        Fault("duration-in-ms", "the duration histogram (named _seconds) observes milliseconds"),
+        Fault("count-before-commit", "users_created_total rises before the insert: a 409 counts"),
+        Fault("error-status-on-4xx", "4xx responses set the server span status to ERROR"),
     )
 }
 

@@ -340,9 +340,7 @@ def _linked_producer(span: Span, index: Mapping[str, Span]) -> tuple[bool, Span 
 def dangling_links(span: Span, index: Mapping[str, Span]) -> list[Link]:
     """Links of `span` into a trace we hold that name no span of it."""
     held = {s.trace_id for s in index.values()}
-    return [
-        link for link in span.links if link.trace_id in held and link.span_id not in index
-    ]
+    return [link for link in span.links if link.trace_id in held and link.span_id not in index]
 
 
 def _producer_problem(consumer: Span, producer: Span) -> str | None:

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reference_services import faults
 from reference_services.telemetry.json_logs import request_id_var
 from reference_services.telemetry.metrics import record_request
+from reference_services.telemetry.tracing import mark_client_error
 
 UNCOUNTED_PATHS = frozenset({"/health", "/metrics"})
 REQUEST_ID_HEADER = "x-request-id"
@@ -105,6 +106,7 @@ class HttpMetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                mark_client_error(status)  # before the instrumentation ends the span
             await send(message)
 
         try:

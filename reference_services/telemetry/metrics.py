@@ -46,10 +46,12 @@ def count_business(counter: Counter, amount: float = 1, *labels: str) -> None:
 
 
 def record_request(service: str, method: str, endpoint: str, status: int, seconds: float) -> None:
+    """Count one request and observe its duration (`duration-in-ms` observes milliseconds)."""
     labels = (service, method, endpoint, str(status))
     HTTP_REQUESTS.labels(*labels).inc()
     if not (status >= 400 and faults.enabled("histogram-skips-errors")):
-        HTTP_DURATION.labels(*labels).observe(seconds)
+        scale = 1000.0 if faults.enabled("duration-in-ms") else 1.0
+        HTTP_DURATION.labels(*labels).observe(seconds * scale)
 
 
 _BUCKET = re.compile(

@@ -19,12 +19,12 @@ from opentelemetry.propagators.composite import CompositePropagator  # noqa: E40
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
-from opentelemetry.trace.propagation.tracecontext import (  # noqa: E402
-    TraceContextTextMapPropagator,
-)
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler  # noqa: E402
+from opentelemetry.trace import Status, StatusCode  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from reference_services import faults  # noqa: E402  (before the instrumentations below)
+from reference_services.telemetry.propagation import TraceContextPropagator  # noqa: E402
 
 # Health probes and scrapes are not traced: they would bury the traces tests look for.
 UNTRACED_URLS = "/health,/metrics"
@@ -36,7 +36,7 @@ def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -
     """Install the W3C propagators and, when enabled, an OTLP-exporting tracer provider."""
     global _provider
     propagate.set_global_textmap(
-        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+        CompositePropagator([TraceContextPropagator(), W3CBaggagePropagator()])
     )
     if not enabled:
         return
@@ -48,10 +48,16 @@ def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -
         os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces", timeout=5)
     name = {} if faults.enabled("no-service-name") else {SERVICE_NAME: service_name}
-    _provider = TracerProvider(resource=Resource.create(name))
+    _provider = TracerProvider(resource=Resource.create(name), sampler=sampler())
     _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     trace.set_tracer_provider(_provider)
     PymongoInstrumentor().instrument(tracer_provider=_provider)
+
+
+def sampler() -> Sampler:
+    """The incoming traceparent's sampled flag decides (a new trace is always sampled);
+    `ignore-sampled-flag` records every request."""
+    return ALWAYS_ON if faults.enabled("ignore-sampled-flag") else ParentBased(ALWAYS_ON)
 
 
 def tracing_enabled() -> bool:
@@ -72,6 +78,15 @@ def instrument_app(app: FastAPI) -> None:
         excluded_urls=UNTRACED_URLS,
         exclude_spans=["receive", "send"],
     )
+
+
+def mark_client_error(status: int) -> None:
+    """The `error-status-on-4xx` fault: mark the current (server) span ERROR on a 4xx response.
+
+    Without it the instrumentation leaves a 4xx server span's status unset, as the HTTP
+    semantic conventions require (only 5xx is a server error)."""
+    if 400 <= status < 500 and faults.enabled("error-status-on-4xx"):
+        trace.get_current_span().set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
 
 
 def instrument_engine(engine: AsyncEngine) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reference_services import faults
 from reference_services.config import Settings
 from reference_services.events import EventBus
 from reference_services.outbox import OutboxRelay, publish_pending
@@ -64,11 +65,15 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/api/users", status_code=201)
     async def create_user(user: NewUser, request: Request) -> dict:
         engine = engine_of(request)
+        early = faults.enabled("count-before-commit")  # the fault counts a 409 too
+        if early:
+            count_business(USERS_CREATED)
         try:
             created, event = await store.create_user(engine, user.name, user.email)
         except store.DuplicateEmail:
             raise HTTPException(409, f"a user with email {user.email!r} exists") from None
-        count_business(USERS_CREATED)
+        if not early:
+            count_business(USERS_CREATED)  # only once the user's transaction has committed
         # Committed: publish now; if NATS is down the outbox relay publishes it later.
         await publish_pending(request.app.state.bus, event, partial(store.mark_sent, engine))
         return created

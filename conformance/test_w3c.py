@@ -1,0 +1,650 @@
+"""PROP: W3C Trace Context (Level 1) on HTTP, case by case, and the sampled flag.
+
+The traceparent cases follow the recommendation's parsing rules and the cases the W3C
+trace-context test suite grades: a valid header (any header-name case, a future version laid
+out like 00, whitespace around the value) is continued; anything else restarts the trace and
+never fails the request. A case is *continued* when the request's SERVER span is in the sent
+trace with the sent parent id, *restarted* when it is in another trace (named by the W3C
+`traceresponse` header, else found in the trace store among the traces the service began
+while the request was in flight). The tracestate cases are seen in the headers of the
+`user.created` message a `POST /api/users` publishes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+
+from conformance.driver import Call, Driver, new_span_id, new_trace_id, trace_of
+from conformance.nats_tap import NatsTap, TappedMessage
+from conformance.scenarios import (
+    create_user,
+    fetch_trace,
+    poll_trace_ready,
+    server_traces_between,
+)
+from conformance.system import System
+from conformance.traces.model import Span
+from stack.waiting import PollTimeout, poll
+
+CONTINUE, RESTART = "continue", "restart"
+KEEP, DISCARD, VALID_ONLY = "pass on", "discard", "drop invalid members"
+TP = "traceparent"
+TS = "tracestate"
+PATH = "/api/users"
+MESSAGE_TIMEOUT = 10.0
+
+# --- the cases --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ids:
+    """Fresh ids for one case (a second pair for the two-field case); the first pair holds a
+    letter each, so their upper-case forms differ from them."""
+
+    t: str
+    p: str
+    t2: str
+    p2: str
+
+    @classmethod
+    def fresh(cls) -> Ids:
+        return cls(_lettered(new_trace_id), _lettered(new_span_id), new_trace_id(), new_span_id())
+
+    def fill(self, template: str) -> str:
+        return template.format(
+            t=self.t,
+            p=self.p,
+            t2=self.t2,
+            p2=self.p2,
+            T=self.t.upper(),
+            P=self.p.upper(),
+            t31=self.t[:31],
+            p15=self.p[:15],
+        )
+
+    @property
+    def parents(self) -> tuple[str, str]:
+        return self.p, self.p2
+
+
+def _lettered(new_id: Callable[[], str]) -> str:
+    value = new_id()
+    while value.isdigit():
+        value = new_id()
+    return value
+
+
+@dataclass(frozen=True)
+class TraceparentCase:
+    """Header fields sent (templates over `Ids`), what the recommendation requires, why."""
+
+    name: str
+    fields: tuple[tuple[str, str], ...]
+    required: str  # CONTINUE or RESTART
+    clause: str
+    raw: bool = False  # sent over a plain connection: httpx refuses whitespace around a value
+
+    def render(self, ids: Ids) -> list[tuple[str, str]]:
+        return [(name, ids.fill(value)) for name, value in self.fields]
+
+
+def _tp(name: str, value: str, required: str, clause: str, raw: bool = False) -> TraceparentCase:
+    return TraceparentCase(name, ((TP, value),), required, clause, raw)
+
+
+OWS = "RFC 9110 5.5: whitespace around a field value is not part of it (W3C suite: continued)"
+TRACEPARENT_CASES: tuple[TraceparentCase, ...] = (
+    _tp("version 00", "00-{t}-{p}-01", CONTINUE, "traceparent = version-format of version 00"),
+    TraceparentCase(
+        "header name in mixed case",
+        (("TraceParent", "00-{t}-{p}-01"),),
+        CONTINUE,
+        "Vendors MUST expect the header name in any case",
+    ),
+    _tp("unknown flag bits", "00-{t}-{p}-09", CONTINUE, "trace-flags is a bit field"),
+    _tp("future version", "cc-{t}-{p}-01", CONTINUE, "a higher version is parsed as 00"),
+    _tp(
+        "future version with a further field",
+        "cc-{t}-{p}-01-what-the-future-will-be-like",
+        CONTINUE,
+        "flags at the end of the string or followed by a dash",
+    ),
+    _tp("leading space", " 00-{t}-{p}-01", CONTINUE, OWS, raw=True),
+    _tp("trailing tab", "00-{t}-{p}-01\t", CONTINUE, OWS, raw=True),
+    _tp("whitespace both sides", "\t 00-{t}-{p}-01 \t", CONTINUE, OWS, raw=True),
+    TraceparentCase(
+        "two traceparent fields",
+        ((TP, "00-{t}-{p}-01"), (TP, "00-{t2}-{p2}-01")),
+        RESTART,
+        "traceparent is one field, not a list (RFC 9110 5.3); W3C suite: a new trace",
+    ),
+    _tp("version ff", "ff-{t}-{p}-01", RESTART, "Version ff is invalid"),
+    _tp("version 00, trailing dot", "00-{t}-{p}-01.", RESTART, "version 00 is exactly 55 chars"),
+    _tp(
+        "version 00 with a further field",
+        "00-{t}-{p}-01-what-the-future-will-be-like",
+        RESTART,
+        "version 00 is exactly 55 chars",
+    ),
+    _tp(
+        "future version, dot after the flags",
+        "cc-{t}-{p}-01.what-the-future-will-be-like",
+        RESTART,
+        "flags MUST be at the end or followed by a dash",
+    ),
+    _tp("version with a dot", ".0-{t}-{p}-01", RESTART, "version = 2HEXDIGLC"),
+    _tp("version of 3 digits", "000-{t}-{p}-01", RESTART, "version = 2HEXDIGLC"),
+    _tp("version of 1 digit", "0-{t}-{p}-01", RESTART, "version = 2HEXDIGLC"),
+    _tp("upper-case trace-id", "00-{T}-{p}-01", RESTART, "trace-id = 32HEXDIGLC"),
+    _tp("upper-case parent-id", "00-{t}-{P}-01", RESTART, "parent-id = 16HEXDIGLC"),
+    _tp("all-zero trace-id", "00-" + "0" * 32 + "-{p}-01", RESTART, "All zeroes forbidden"),
+    _tp("all-zero parent-id", "00-{t}-" + "0" * 16 + "-01", RESTART, "All zeroes forbidden"),
+    _tp("trace-id of 33 digits", "00-{t}0-{p}-01", RESTART, "trace-id = 32HEXDIGLC"),
+    _tp("trace-id of 31 digits", "00-{t31}-{p}-01", RESTART, "trace-id = 32HEXDIGLC"),
+    _tp("trace-id with a dot", "00-{t31}.-{p}-01", RESTART, "trace-id = 32HEXDIGLC"),
+    _tp("parent-id of 17 digits", "00-{t}-{p}0-01", RESTART, "parent-id = 16HEXDIGLC"),
+    _tp("parent-id of 15 digits", "00-{t}-{p15}-01", RESTART, "parent-id = 16HEXDIGLC"),
+    _tp("parent-id with a dot", "00-{t}-{p15}.-01", RESTART, "parent-id = 16HEXDIGLC"),
+    _tp("trace-flags with a dot", "00-{t}-{p}-.1", RESTART, "trace-flags = 2HEXDIGLC"),
+    _tp("trace-flags of 3 digits", "00-{t}-{p}-001", RESTART, "trace-flags = 2HEXDIGLC"),
+    _tp("trace-flags of 1 digit", "00-{t}-{p}-1", RESTART, "trace-flags = 2HEXDIGLC"),
+)
+
+
+@dataclass(frozen=True)
+class TracestateCase:
+    """A POST /api/users with these tracestate fields; what its user.created must carry."""
+
+    name: str
+    traceparent: str | None  # template over `Ids`; None sends no traceparent
+    tracestate: tuple[str, ...]  # the tracestate fields, in order
+    required: str  # KEEP, DISCARD or VALID_ONLY
+    clause: str
+
+    def render(self, ids: Ids) -> list[tuple[str, str]]:
+        parent = [(TP, ids.fill(self.traceparent))] if self.traceparent else []
+        return parent + [(TS, value) for value in self.tracestate]
+
+    @property
+    def continues(self) -> bool:
+        """Whether the traceparent sent is valid (the request's trace must go on)."""
+        return self.traceparent == VALID_PARENT
+
+    @property
+    def must(self) -> tuple[str, str]:
+        """(what is required, the clause) of the MUST rules: an invalid tracestate (whose
+        handling is a MAY) must still leave the traceparent continued."""
+        if self.required == VALID_ONLY:
+            return "traceparent continued", TRACEPARENT_UNAFFECTED
+        return self.required, self.clause
+
+
+VALID_PARENT = "00-{t}-{p}-01"
+_KEY = "abcdefghijklmnopqrstuvwxyz0123456789_-*/"
+_VALUE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in ",=")
+_MEMBERS = [f"bar{i:02d}={i:02d}" for i in range(1, 34)]
+
+
+def _split(members: list[str], size: int = 10) -> tuple[str, ...]:
+    return tuple(",".join(members[i : i + size]) for i in range(0, len(members), size))
+
+
+TRACEPARENT_UNAFFECTED = "failure to parse tracestate MUST NOT affect the parsing of traceparent"
+KEEP_CLAUSE = "Vendors receiving a tracestate request header MUST send it to outgoing requests"
+INVALID_CLAUSE = "MAY discard the entire header or invalid entries (W3C suite: discarded)"
+TRACESTATE_CASES: tuple[TracestateCase, ...] = (
+    TracestateCase("one field", VALID_PARENT, ("congo=t61rcWkgMzE,rojo=00f0",), KEEP, KEEP_CLAUSE),
+    TracestateCase(
+        "three fields",
+        VALID_PARENT,
+        ("foo=1,bar=2", "rojo=1,congo=2", "baz=3"),
+        KEEP,
+        "multiple tracestate fields MUST be combined (RFC 9110 5.3)",
+    ),
+    TracestateCase(
+        "whitespace around members",
+        VALID_PARENT,
+        ("foo=1 \t , \t bar=2, \t baz=3",),
+        KEEP,
+        "Spaces and horizontal tabs surrounding list-members are ignored",
+    ),
+    TracestateCase(
+        "32 members in four fields",
+        VALID_PARENT,
+        _split(_MEMBERS[:32]),
+        KEEP,
+        "There can be a maximum of 32 list-members",
+    ),
+    TracestateCase(
+        "an empty field", VALID_PARENT, ("foo=1", ""), KEEP, "Vendors MUST accept empty headers"
+    ),
+    TracestateCase(
+        "every allowed character",
+        VALID_PARENT,
+        (f"{_KEY}={_VALUE}", f"{_KEY}@a-z0-9_-*/=1"),
+        KEEP,
+        "key: a-z 0-9 _ - * / @; value: printable ASCII but , and =",
+    ),
+    TracestateCase(
+        "no traceparent",
+        None,
+        ("foo=1,bar=2",),
+        DISCARD,
+        "a tracestate received without traceparent is invalid and MUST be discarded",
+    ),
+    TracestateCase(
+        "invalid traceparent",
+        ".0-{t}-{p}-01",
+        ("foo=1,bar=2",),
+        DISCARD,
+        "failed to parse traceparent: MUST NOT attempt to parse tracestate",
+    ),
+    TracestateCase("33 members", VALID_PARENT, _split(_MEMBERS), VALID_ONLY, INVALID_CLAUSE),
+    TracestateCase("upper-case key", VALID_PARENT, ("FOO=1,bar=2",), VALID_ONLY, INVALID_CLAUSE),
+    TracestateCase(
+        "key with a dot", VALID_PARENT, ("foo.bar=1,baz=2",), VALID_ONLY, INVALID_CLAUSE
+    ),
+    TracestateCase(
+        "key of 257 characters",
+        VALID_PARENT,
+        ("foo=1", "z" * 257 + "=1"),
+        VALID_ONLY,
+        INVALID_CLAUSE,
+    ),
+    TracestateCase("duplicated key", VALID_PARENT, ("foo=1,foo=2",), VALID_ONLY, INVALID_CLAUSE),
+    TracestateCase(
+        "duplicated key in two fields", VALID_PARENT, ("foo=1", "foo=2"), VALID_ONLY, INVALID_CLAUSE
+    ),
+    TracestateCase("value with =", VALID_PARENT, ("foo=bar=baz",), VALID_ONLY, INVALID_CLAUSE),
+    TracestateCase("empty value", VALID_PARENT, ("foo=,bar=3",), VALID_ONLY, INVALID_CLAUSE),
+)
+
+# --- tracestate as data -------------------------------------------------------------------
+
+Member = tuple[str, str]
+KEY = re.compile(r"^[a-z0-9][a-z0-9_\-*/@]{0,255}$")  # Level 2 grammar: Level 1's and more
+VALUE = re.compile(r"^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$")
+MAX_MEMBERS = 32
+
+
+def members(fields: Iterable[str]) -> list[Member]:
+    """The list-members of tracestate fields combined in order; whitespace around a member and
+    empty members dropped, each split at its first `=`."""
+    found = []
+    for field in fields:
+        for member in field.split(","):
+            member = member.strip(" \t")
+            if member:
+                key, _, value = member.partition("=")
+                found.append((key, value))
+    return found
+
+
+def show(found: Sequence[Member]) -> str:
+    return ",".join(f"{k}={v}" for k, v in found) or "(none)"
+
+
+def list_problem(found: Sequence[Member]) -> str | None:
+    """Why these members are not a valid tracestate list, or None."""
+    if len(found) > MAX_MEMBERS:
+        return f"{len(found)} list-members, more than {MAX_MEMBERS}"
+    keys = [k for k, _ in found]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicated:
+        return f"key(s) {', '.join(duplicated)} more than once"
+    bad = [f"{k}={v}" for k, v in found if not (KEY.match(k) and VALUE.match(v))]
+    return f"invalid member(s) {', '.join(bad)}" if bad else None
+
+
+def kept_problem(sent: Sequence[Member], out: Sequence[Member]) -> str | None:
+    """Why `out` does not pass `sent` on, or None. The service's own members may come first
+    (added or updated keys move left) and the right-most members may go to keep 32."""
+    own = 0
+    while own < len(out) and out[own] not in sent:
+        own += 1
+    own_keys = {k for k, _ in out[:own]}
+    expected = [m for m in sent if m[0] not in own_keys][: MAX_MEMBERS - own]
+    if list(out[own:]) == expected:
+        return None
+    prefix = f"the service's own {show(out[:own])} then " if own else ""
+    return f"expected {prefix}{show(expected)}, seen {show(out)}"
+
+
+def discarded_problem(sent: Sequence[Member], out: Sequence[Member]) -> str | None:
+    """Why `out` does not discard `sent` (members of its own are allowed), or None."""
+    leaked = [m for m in out if m in sent]
+    return f"passed on {show(leaked)}" if leaked else None
+
+
+# --- running the cases --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One case as sent: its ids, header fields and the answer."""
+
+    ids: Ids
+    fields: list[tuple[str, str]]
+    call: Call
+
+    def request(self, method: str = "GET") -> str:
+        lines = [f"{method} {self.call.path}"]
+        lines += [f"{n}: {v!r}" if v != v.strip() or not v else f"{n}: {v}" for n, v in self.fields]
+        return "\n".join(lines)
+
+    @property
+    def named_traces(self) -> list[str]:
+        """The trace ids the fields name (those a lenient parser may continue)."""
+        text = " ".join(v.lower() for _, v in self.fields)
+        return [t for t in (self.ids.t, self.ids.t2) if t in text]
+
+
+def send_raw(system: System, role: str, path: str, fields: list[tuple[str, str]]) -> Call:
+    """GET over a plain HTTP/1.1 connection, the header fields written as given."""
+    base = urlsplit(system.urls[role])
+    connection = http.client.HTTPConnection(base.hostname or "", base.port, timeout=10)
+    try:
+        started = time.time()
+        connection.putrequest("GET", base.path.rstrip("/") + path)
+        for name, value in fields:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        body = response.read().decode("utf-8", "replace")
+        ended = time.time()
+    finally:
+        connection.close()
+    headers = {k.lower(): v for k, v in response.getheaders()}
+    return Call(
+        role=role,
+        method="GET",
+        path=path,
+        route=path,
+        status=response.status,
+        trace_id=trace_of(headers, None),
+        sent_trace_id=None,
+        client_span_id=None,
+        request_id=None,
+        sent_headers=dict(fields),
+        response_headers=headers,
+        body=body,
+        started=started,
+        ended=ended,
+    )
+
+
+def _servers(spans: Iterable[Span], service: str) -> list[Span]:
+    return [s for s in spans if s.kind == "SERVER" and s.service == service]
+
+
+def _landed(system: System, service: str, sent: Sent) -> dict[str, list[Span]]:
+    """The traces other than the named ones holding this request's SERVER span."""
+    named = sent.named_traces
+    told = sent.call.trace_id
+    if told and told not in named:
+        servers = _servers(fetch_trace(system, told), service)
+        if servers:
+            return {told: servers}
+    window = server_traces_between(system, service, sent.call.started, sent.call.ended)
+    return {tid: _servers(spans, service) for tid, spans in window.items() if tid not in named}
+
+
+def traceparent_outcome(system: System, service: str, sent: Sent) -> tuple[str, str]:
+    """(verdict, detail): CONTINUE, RESTART or what happened instead."""
+    status = sent.call.status
+    if not 200 <= status < 300:
+        return f"answered {status}", "a traceparent never fails a request"
+    for trace_id in sent.named_traces:
+        for span in _servers(fetch_trace(system, trace_id), service):
+            where = f"server span {span.span_id} in trace {trace_id}, parent {span.parent_span_id}"
+            if span.parent_span_id in sent.ids.parents:
+                return CONTINUE, where
+            return "continued with another parent", where
+    for trace_id, spans in _landed(system, service, sent).items():
+        span = spans[0]
+        where = f"server span {span.span_id} in trace {trace_id}, parent {span.parent_span_id}"
+        if span.parent_span_id and span.parent_span_id in sent.ids.parents:
+            return "new trace id under the sent parent", where
+        return RESTART, where
+    return "no server span found", f"traceresponse {sent.call.trace_id}, none in the window"
+
+
+@dataclass(frozen=True)
+class TraceparentSeen:
+    case: TraceparentCase
+    sent: Sent
+    verdict: str
+    detail: str
+
+
+@pytest.fixture(scope="module")
+def traceparent_seen(system: System) -> list[TraceparentSeen]:
+    """Every traceparent case sent to the user service, judged once the store holds the spans
+    of a traced request sent after them all."""
+    driver = Driver(system.urls)
+    sent = []
+    for case in TRACEPARENT_CASES:
+        ids = Ids.fresh()
+        fields = case.render(ids)
+        call = (
+            send_raw(system, "user", PATH, fields)
+            if case.raw
+            else driver.call("user", "GET", PATH, traced=False, headers=fields)
+        )
+        sent.append((case, Sent(ids, fields, call)))
+    last = driver.call("user", "GET", PATH)
+    driver.close()
+    poll_trace_ready(system, last.trace_id)
+    service = system.names["user"]
+    return [TraceparentSeen(case, s, *traceparent_outcome(system, service, s)) for case, s in sent]
+
+
+@pytest.mark.guarantee("PROP-W3C-TRACEPARENT")
+def test_prop_w3c_traceparent(traceparent_seen: list[TraceparentSeen], evidence) -> None:
+    wrong = []
+    for seen in traceparent_seen:
+        evidence(
+            kind="compare",
+            check=f"traceparent, {seen.case.name} ({seen.case.clause})",
+            query=f"{seen.sent.request()}\n-> {seen.sent.call.status}; {seen.detail}",
+            expected=seen.case.required,
+            seen=seen.verdict,
+        )
+        if seen.verdict != seen.case.required:
+            fields = "; ".join(f"{n}: {v!r}" for n, v in seen.sent.fields)
+            wrong.append(
+                f"{seen.case.name}: sent {fields} -> required {seen.case.required}, "
+                f"seen {seen.verdict} ({seen.detail})"
+            )
+    assert not wrong, (
+        f"{len(wrong)} of {len(traceparent_seen)} traceparent cases not handled as W3C Trace "
+        "Context requires:\n" + "\n".join(wrong)
+    )
+
+
+# --- tracestate -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TracestateSeen:
+    case: TracestateCase
+    sent: Sent
+    message: TappedMessage | None  # the user.created the request published
+
+    @property
+    def out(self) -> list[Member]:
+        return members(
+            [self.message.headers[TS]] if self.message and TS in self.message.headers else []
+        )
+
+    def request(self) -> str:
+        headers = self.message.headers if self.message else {}
+        got = f"user.created traceparent {headers.get(TP)!r}, tracestate {headers.get(TS)!r}"
+        return f"{self.sent.request('POST')}\n-> {self.sent.call.status}; {got}"
+
+
+def _email(call: Call) -> str:
+    return str(call.body.get("email", "")) if isinstance(call.body, dict) else ""
+
+
+def _published(messages: list[TappedMessage], sent: list[Sent]) -> dict[str, TappedMessage]:
+    """The tapped message of each created user, by email."""
+    wanted = {_email(s.call) for s in sent} - {""}
+    found = {}
+    for message in messages:
+        text = message.data.decode("utf-8", "replace")
+        found.update({email: message for email in wanted if email in text})
+    return found
+
+
+def await_published(tap: NatsTap, sent: list[Sent]) -> dict[str, TappedMessage]:
+    """The messages of every created user (or those seen by the deadline)."""
+    created = sum(1 for s in sent if _email(s.call))
+    try:
+        return poll(
+            lambda: _published(tap.snapshot(), sent),
+            until=lambda found: len(found) >= created,
+            timeout=MESSAGE_TIMEOUT,
+            describe=f"{created} user.created messages",
+        )
+    except PollTimeout:
+        return _published(tap.snapshot(), sent)
+
+
+def _require_nats(system: System) -> str:
+    if not system.nats_url:
+        pytest.skip("the target names no NATS backend: tracestate is seen in message headers")
+    return system.target.subjects["user_created"]
+
+
+@pytest.fixture(scope="module")
+def tracestate_seen(system: System) -> list[TracestateSeen]:
+    """Every tracestate case sent with a POST /api/users, with the user.created it caused."""
+    subject = _require_nats(system)
+    driver = Driver(system.urls)
+    sent = []
+    with NatsTap(system.nats_url or "", [subject]) as tap:
+        for case in TRACESTATE_CASES:
+            ids = Ids.fresh()
+            fields = case.render(ids)
+            sent.append(Sent(ids, fields, create_user(driver, traced=False, headers=fields)))
+        published = await_published(tap, sent)
+    driver.close()
+    return [
+        TracestateSeen(case, s, published.get(_email(s.call)))
+        for case, s in zip(TRACESTATE_CASES, sent, strict=True)
+    ]
+
+
+def continued_problem(seen: TracestateSeen) -> str | None:
+    """Why the message does not carry the request's sent trace (a valid traceparent), or None."""
+    header = seen.message.headers.get(TP, "") if seen.message else ""
+    if not header.startswith(f"00-{seen.sent.ids.t}-"):
+        return f"user.created traceparent {header!r} is not in the sent trace {seen.sent.ids.t}"
+    return None
+
+
+def tracestate_problem(seen: TracestateSeen) -> str | None:
+    """What the MUST rules find wrong in one case, or None."""
+    if not 200 <= seen.sent.call.status < 300:
+        return f"answered {seen.sent.call.status}"
+    if seen.message is None:
+        return "no user.created message was seen"
+    if seen.case.continues and (problem := continued_problem(seen)):
+        return problem
+    sent = members(v for n, v in seen.sent.fields if n == TS)
+    if seen.case.required == KEEP:
+        return kept_problem(sent, seen.out)
+    if seen.case.required == DISCARD:
+        return discarded_problem(sent, seen.out)
+    return None
+
+
+Problem = Callable[[TracestateSeen], str | None]
+Rule = Callable[[TracestateCase], tuple[str, str]]
+
+
+def _judge(seen_all: list[TracestateSeen], problem_of: Problem, rule: Rule, evidence) -> list[str]:
+    """Record each case's evidence; the problems found, one paragraph per case."""
+    wrong = []
+    for seen in seen_all:
+        problem = problem_of(seen)
+        required, clause = rule(seen.case)
+        evidence(
+            kind="nats",
+            check=f"tracestate, {seen.case.name} ({clause})",
+            query=seen.request(),
+            expected=required,
+            seen=problem or required,
+        )
+        if problem:
+            wrong.append(f"{seen.case.name}: {problem}\n  {seen.request()}".replace("\n", "\n  "))
+    return wrong
+
+
+@pytest.mark.guarantee("PROP-W3C-TRACESTATE")
+def test_prop_w3c_tracestate(tracestate_seen: list[TracestateSeen], evidence) -> None:
+    wrong = _judge(tracestate_seen, tracestate_problem, lambda case: case.must, evidence)
+    assert not wrong, "tracestate not handled as W3C Trace Context requires:\n" + "\n".join(wrong)
+
+
+@pytest.mark.guarantee("PROP-W3C-TRACESTATE-INVALID")
+def test_prop_w3c_tracestate_invalid(tracestate_seen: list[TracestateSeen], evidence) -> None:
+    def problem_of(seen: TracestateSeen) -> str | None:
+        if seen.message is None:
+            return "no user.created message was seen"
+        problem = list_problem(seen.out)
+        return f"an invalid tracestate was passed on: {problem}" if problem else None
+
+    invalid = [s for s in tracestate_seen if s.case.required == VALID_ONLY]
+    wrong = _judge(invalid, problem_of, lambda case: (case.required, case.clause), evidence)
+    assert not wrong, "an invalid tracestate was passed on:\n" + "\n".join(wrong)
+
+
+# --- sampled flag -----------------------------------------------------------------------
+
+
+@pytest.mark.guarantee("PROP-SAMPLED-FLAG")
+def test_prop_sampled_flag(system: System, driver: Driver, evidence) -> None:
+    subject = _require_nats(system)
+    ids = Ids.fresh()
+    unsampled_header = f"00-{ids.t}-{ids.p}-00"
+    with NatsTap(system.nats_url or "", [subject]) as tap:
+        unsampled = create_user(driver, traced=False, headers={TP: unsampled_header})
+        control = create_user(driver)  # sampled, sent right after: once it is stored, all is
+        sent = [Sent(ids, [(TP, unsampled_header)], unsampled), Sent(ids, [], control)]
+        published = await_published(tap, sent)
+    poll_trace_ready(system, control.trace_id)
+    spans = fetch_trace(system, ids.t)
+    message = published.get(_email(unsampled))
+    header = message.headers.get(TP, "") if message else None
+    problems = []
+    if not 200 <= unsampled.status < 300:
+        problems.append(f"{unsampled.describe()}: an unsampled request must still succeed")
+    if spans:
+        problems.append(
+            f"{len(spans)} span(s) exported under the unsampled trace {ids.t}: "
+            + ", ".join(s.describe() for s in spans[:5])
+        )
+    if header is None:
+        problems.append(f"no {subject} message was seen for {unsampled.describe()}")
+    elif not re.fullmatch(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", header) or (
+        int(header[-2:], 16) & 1
+    ):
+        problems.append(f"{subject} traceparent {header!r} does not carry the sampled flag off")
+    evidence(
+        kind="nats",
+        check="a request sent with the sampled flag off (flags 00) stays unsampled",
+        query=f"POST {PATH}\ntraceparent: {unsampled_header}\n-> {unsampled.status}; "
+        f"{subject} traceparent {header!r}",
+        expected={"spans exported": 0, f"{subject} traceparent flags": "00"},
+        seen={"spans exported": len(spans), f"{subject} traceparent flags": (header or "")[-2:]},
+    )
+    assert not problems, "\n".join(problems)
