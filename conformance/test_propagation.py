@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Collection
-
 import pytest
 
 from conformance.checks import check_equal
 from conformance.driver import Driver
-from conformance.scenarios import TRACESTATE, Flow, get_user, poll_trace_ready
+from conformance.scenarios import (
+    TRACESTATE,
+    Flow,
+    get_user,
+    poll_trace_ready,
+    server_traces_between,
+)
 from conformance.system import System
+from conformance.w3c import traceparent_problem
 from stack.waiting import PollTimeout, poll
 
-TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 MALFORMED = "00-this-is-not-a-traceparent-01"
 
 
@@ -62,33 +64,6 @@ def test_prop_parent_is_caller(continued: tuple, evidence) -> None:
 
 def _messages(flow: Flow, subject: str) -> list:
     return [m for m in flow.messages if m.subject == subject]
-
-
-def traceparent_problem(headers: dict[str, str], flow_traces: Collection[str]) -> str | None:
-    """Why a NATS message's headers do not carry a traceparent of a sampled flow, or None.
-
-    NATS header names are case-sensitive: a `Traceparent` is named as such, not as missing."""
-    header = headers.get("traceparent")
-    if header is None:
-        other = next((k for k in headers if k.lower() == "traceparent"), None)
-        if other is not None:
-            return (
-                f"no 'traceparent' header, but a '{other}' header ({headers[other]!r}): NATS "
-                "header names are case-sensitive and W3C Trace Context names it 'traceparent'"
-            )
-        return f"no traceparent header (headers: {sorted(headers)})"
-    match = TRACEPARENT.match(header)
-    if not match:
-        return f"traceparent {header!r} is not a valid version-00 traceparent"
-    trace_id, flags = match.group(1), int(match.group(3), 16)
-    if trace_id not in flow_traces:
-        return (
-            f"traceparent {header!r} names trace {trace_id}, which is not a trace of the flow "
-            f"({', '.join(flow_traces)})"
-        )
-    if not flags & 1:
-        return f"traceparent {header!r} has the sampled flag off, but the flow's trace is sampled"
-    return None
 
 
 @pytest.mark.guarantee("PROP-NATS-HEADERS")
@@ -150,21 +125,13 @@ def test_prop_malformed_new_trace(system: System, driver: Driver, evidence) -> N
         )
         return
 
-    def new_traces() -> list[str]:
-        found = system.traces.search(service, call.started - 0.2, time.time() + 1)
-        return [
-            tid
-            for tid, spans in found.items()
-            if any(
-                s.kind == "SERVER"
-                and s.start_ns / 1e9 >= call.started - 0.05
-                and s.start_ns / 1e9 <= call.ended + 0.05
-                for s in spans
-            )
-        ]
-
     try:
-        poll(new_traces, until=bool, timeout=10, describe=f"a new {service} trace")
+        poll(
+            lambda: server_traces_between(system, service, call.started, call.ended),
+            until=bool,
+            timeout=10,
+            describe=f"a new {service} trace",
+        )
     except PollTimeout:
         raise AssertionError(
             f"no new trace was started by {service} for {call.describe()} "

@@ -10,7 +10,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import asgi_getter
 
-from conformance.test_w3c import (
+from conformance.w3c import (
     CONTINUE,
     DISCARD,
     KEEP,
@@ -23,6 +23,7 @@ from conformance.test_w3c import (
     kept_problem,
     list_problem,
     members,
+    traceparent_problem,
 )
 from reference_services import faults
 from reference_services.telemetry.propagation import TraceContextPropagator
@@ -121,3 +122,23 @@ def test_list_problem_names_what_is_invalid() -> None:
 def test_every_case_is_required_one_way() -> None:
     assert {c.required for c in TRACEPARENT_CASES} == {CONTINUE, "restart"}
     assert {c.required for c in TRACESTATE_CASES} == {KEEP, DISCARD, VALID_ONLY}
+
+
+FLOW = "a" * 32
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"traceparent": f"00-{FLOW}-{'b' * 16}-01"}, None),
+        ({"traceparent": f"00-{FLOW}-{'b' * 16}-03"}, None),  # level-2 random bit beside sampled
+        ({"Traceparent": f"00-{FLOW}-{'b' * 16}-01"}, "header names are case-sensitive"),
+        ({}, "no traceparent header"),
+        ({"traceparent": f"00-{FLOW}-{'b' * 16}-00"}, "sampled flag off"),
+        ({"traceparent": f"00-{'c' * 32}-{'b' * 16}-01"}, "not a trace of the flow"),
+        ({"traceparent": "00-zz-01"}, "not a valid version-00 traceparent"),
+    ],
+)
+def test_nats_traceparent_problems(headers: dict[str, str], problem: str | None) -> None:
+    found = traceparent_problem(headers, [FLOW])
+    assert (found is None) if problem is None else (problem in (found or "")), found
