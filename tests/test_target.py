@@ -36,10 +36,30 @@ def test_a_target_can_start_a_container_stack_with_its_own_images() -> None:
     assert target.backends.images == {"postgres": "postgres:17"}
 
 
+def test_settle_interval_follows_the_declared_flush_interval() -> None:
+    reference = load_target(REPO / "targets" / "reference.yaml")
+    link = load_target(REPO / "targets" / "reference-link.yaml")
+    assert link.consumer_relation == "link" and reference.consumer_relation == "parent"
+    assert reference.span_flush_interval == 0.2 and reference.settle_s == pytest.approx(1.0)
+    unknown = parse_target(
+        {"name": "x", "services": {"start": "reference"}, "backends": {"start": "local"}}
+    )
+    assert unknown.span_flush_interval == 5.0  # the OpenTelemetry SDK's default
+
+
 @pytest.mark.parametrize(
     ("data", "path_in_error"),
     [
         ({"services": {"start": "reference"}, "backends": {"start": "local"}}, "name"),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local"},
+                "capabilities": {"span_flush_interval": "soon"},
+            },
+            "capabilities.span_flush_interval",
+        ),
         ({"name": "x", "servics": {}}, "target.servics"),
         ({"name": "x", "services": {"user": {"url": "ftp://x"}}}, "services.user.url"),
         ({"name": "x", "services": {"user": {"url": "http://u"}}}, "services.order.url"),
