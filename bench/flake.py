@@ -2,9 +2,10 @@
 
     python bench/flake.py [--runs 20] [--variants reference,reference-link] [--out FILE]
 
-Starts one local stack, then runs the whole conformance suite `--runs` times against each
-target variant (interleaved, so a noisy minute hits every variant alike; each run starts its
-own reference services). Every guarantee that does not pass on a correct implementation is a
+Runs the whole conformance suite `--runs` times against each target variant, the variants side
+by side, each on a local stack of its own (so every run competes for the 2 cores with another
+run, as the negative-control matrix does in CI; each run starts its own reference services).
+A run is never repeated: every guarantee that does not pass on a correct implementation is a
 false alarm. Prints per-guarantee false-alarm counts and the wall-time distribution, and
 writes both as JSON to `--out` (default bench/results/flake-<date>.json).
 """
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,11 +52,12 @@ def main() -> int:
     messages: dict[str, list[str]] = {v: [] for v in variants}
     times: dict[str, list[float]] = {v: [] for v in variants}
     failed_runs: Counter[str] = Counter()
-    with LocalStack() as stack, tempfile.TemporaryDirectory() as scratch:
-        endpoints = Path(scratch) / "endpoints.json"
-        endpoints.write_text(json.dumps(stack.endpoints.as_dict()))
-        for run in range(1, args.runs + 1):
-            for variant in variants:
+
+    def runs_of(variant: str) -> None:
+        with LocalStack() as stack, tempfile.TemporaryDirectory() as scratch:
+            endpoints = Path(scratch) / "endpoints.json"
+            endpoints.write_text(json.dumps(stack.endpoints.as_dict()))
+            for run in range(1, args.runs + 1):
                 started = time.monotonic()
                 results = run_suite("", endpoints, target=REPO / "targets" / f"{variant}.yaml")
                 times[variant].append(time.monotonic() - started)
@@ -68,6 +71,9 @@ def main() -> int:
                     f"{'ok' if not bad else 'FALSE ALARM: ' + ', '.join(g['id'] for g in bad)}",
                     flush=True,
                 )
+
+    with ThreadPoolExecutor(max_workers=len(variants)) as pool:
+        list(pool.map(runs_of, variants))
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs_per_variant": args.runs,

@@ -1,27 +1,28 @@
 """Negative controls: the suite catches every fault mode, and only what each one breaks.
 
 Runs the real conformance suite once with no fault (everything passes) and once per fault mode
-of the reference services, on one stack shared by all runs, and judges each run against the
-catalog. A fault run covers the families the fault can affect (by the catalog's claim); the
-baselines cover everything. The reference's link variant (consumers start a new trace linked
-to the publish span) runs the baseline and every fault that breaks a NATS hop, so each hop
-fault is proven caught in both consumer relations.
+of the reference services, on stacks of their own (two side by side, `OBSCONF_MATRIX_WORKERS`),
+and judges each run against the catalog. A fault run covers the families the fault can affect
+(by the catalog's claim); the baselines cover everything. The reference's link variant
+(consumers start a new trace linked to the publish span) runs the baseline and every fault
+that breaks a NATS hop, so each hop fault is proven caught in both consumer relations.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conformance.catalog import all_faults
-from conformance.matrix import Verdict, families_of, judge, render_matrix, run_suite
+from conformance.matrix import MatrixRun, Verdict, render_matrix, run_matrix
 from stack.local import LocalStack
 
 pytestmark = pytest.mark.stack
@@ -40,29 +41,52 @@ HOP_FAULTS = (
     "consumer-log-before-context",
 )
 RUNS = [
-    *[pytest.param(f, None, id=f or "no-fault") for f in ["", *all_faults()]],
-    *[pytest.param(f, LINK_TARGET, id=f"link-{f or 'no-fault'}") for f in ["", *HOP_FAULTS]],
+    *[MatrixRun(f) for f in ["", *all_faults()]],
+    *[MatrixRun(f, LINK_TARGET) for f in ["", *HOP_FAULTS]],
 ]
+# Stacks side by side, one run at a time on each (see conformance.matrix.run_matrix).
+WORKERS = int(os.environ.get("OBSCONF_MATRIX_WORKERS", "2"))
+
+
+def _run_id(run: MatrixRun) -> str:
+    return f"{'link-' if run.target else ''}{run.fault or 'no-fault'}"
 
 
 @pytest.fixture(scope="module")
-def matrix_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A stack used by the matrix runs only (no other services consume its streams)."""
-    with LocalStack() as stack:
-        path = tmp_path_factory.mktemp("matrix") / "endpoints.json"
-        path.write_text(json.dumps(stack.endpoints.as_dict()))
-        yield path
+def matrix_stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]]:
+    """Stacks used by the matrix runs only (no other services consume their streams)."""
+    with contextlib.ExitStack() as started:
+        paths = []
+        for index in range(max(1, WORKERS)):
+            stack = started.enter_context(LocalStack())
+            path = tmp_path_factory.mktemp(f"matrix{index}") / "endpoints.json"
+            path.write_text(json.dumps(stack.endpoints.as_dict()))
+            paths.append(path)
+        yield paths
 
 
 @pytest.fixture(scope="module")
-def verdicts(request: pytest.FixtureRequest) -> Iterator[list[Verdict]]:
-    """Collects every run's verdict; prints the matrix once the module is done."""
-    collected: list[Verdict] = []
-    yield collected
+def matrix_stack(matrix_stacks: list[Path]) -> Path:
+    return matrix_stacks[0]
+
+
+@pytest.fixture(scope="module")
+def results(
+    request: pytest.FixtureRequest, matrix_stacks: list[Path]
+) -> Iterator[dict[MatrixRun, tuple[Verdict, str | None]]]:
+    """The verdict of every selected run, all computed up front in parallel; the matrix is
+    printed once the module is done."""
+    selected = [
+        item.callspec.params["run"]
+        for item in request.session.items
+        if item.originalname == "test_suite_catches_exactly_what_the_fault_breaks"
+    ]
+    judged = run_matrix(selected, matrix_stacks)
+    yield judged
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if collected and reporter is not None:
-        reporter.write_line("\nnegative-control matrix (F = failed, . = passed):")
-        for line in render_matrix(collected).splitlines():
+    if judged and reporter is not None:
+        reporter.write_line("\nnegative-control matrix (F = failed, . = passed, - = not run):")
+        for line in render_matrix([verdict for verdict, _ in judged.values()]).splitlines():
             reporter.write_line(line)
 
 
@@ -70,27 +94,14 @@ def test_hop_faults_are_reference_faults() -> None:
     assert set(HOP_FAULTS) <= set(all_faults())
 
 
-@pytest.mark.parametrize(("fault", "target"), RUNS)
+@pytest.mark.parametrize("run", RUNS, ids=_run_id)
 def test_suite_catches_exactly_what_the_fault_breaks(
-    fault: str, target: Path | None, matrix_stack: Path, verdicts: list[Verdict]
+    run: MatrixRun, results: dict[MatrixRun, tuple[Verdict, str | None]]
 ) -> None:
-    families = families_of(fault)
-    label = f"{fault or '(none)'}{' [link]' if target else ''}"
-
-    def run() -> Verdict:
-        results = run_suite(fault, matrix_stack, target=target, families=families)
-        return replace(judge(fault, results, ran=families), fault=label)
-
-    verdict = run()
-    if not verdict.ok:  # a timing flake on 2 busy cores must not hide or fake a result:
-        first = verdict  # repeat the run once; it must then match, and the flake is reported
-        verdict = run()
-        warnings.warn(
-            f"fault {label}: first run mismatched, repeated: " + "; ".join(first.problems),
-            stacklevel=1,
-        )
-    verdicts.append(verdict)
-    assert verdict.ok, f"fault {label}:\n  " + "\n  ".join(verdict.problems)
+    verdict, first_mismatch = results[run]
+    if first_mismatch:
+        warnings.warn(first_mismatch, stacklevel=1)
+    assert verdict.ok, f"fault {run.label}:\n  " + "\n  ".join(verdict.problems)
 
 
 def test_obsconf_run_writes_report_results_and_junit(matrix_stack: Path, tmp_path: Path) -> None:
