@@ -65,7 +65,7 @@ def test_a_failing_component_is_named_with_its_log_and_everything_else_stops(
     started: list[int] = []
     original_launch = stack._launch
 
-    def recording_launch(component, ctx):  # noqa: ANN001 - test spy
+    def recording_launch(component, ctx):  # test spy
         original_launch(component, ctx)
         started.append(stack.processes[component.name].pid)
 
