@@ -60,10 +60,6 @@ def sampler() -> Sampler:
     return ALWAYS_ON if faults.enabled("ignore-sampled-flag") else ParentBased(ALWAYS_ON)
 
 
-def tracing_enabled() -> bool:
-    return _provider is not None
-
-
 def instrument_app(app: FastAPI) -> None:
     """Server spans for every route but the untraced ones; no per-ASGI-message spans.
 
