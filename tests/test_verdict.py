@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -395,3 +396,63 @@ def test_a_passing_declared_bug_is_named_in_every_output(tmp_path: Path) -> None
     page = (tmp_path / "out" / "report.html").read_text()
     assert '<details class="g xpassed" id="g-MET-TARGET-UP" open>' in page
     assert "<b>XPASS</b>" in page  # listed under Failures at the top
+
+
+# --- live: the reference services on a real stack ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from stack.local import LocalStack
+
+    with LocalStack() as stack:
+        path = tmp_path_factory.mktemp("verdict") / "endpoints.json"
+        path.write_text(json.dumps(stack.endpoints.as_dict()))
+        yield path
+
+
+def obsconf_run(tmp_path: Path, endpoints: Path, deviations: dict[str, Any] | None) -> Any:
+    """`obsconf run` of MET-TARGET-UP and TRC-ERROR-STATUS against the reference services,
+    with a target that declares no error hook (and `deviations`)."""
+    data = yaml.safe_load((REPO / "targets" / "reference.yaml").read_text())
+    del data["capabilities"]["error_hook"]
+    if deviations:
+        data["deviations"] = deviations
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    target = tmp_path / "no-hook.yaml"
+    target.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", f"--target={target}", f"--out={out}"]
+        + [f"--stack-endpoints={endpoints}", "-k", "MET-TARGET-UP or TRC-ERROR-STATUS"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    return proc, load_results(out / "results.json")
+
+
+@pytest.mark.stack
+def test_live_a_skipped_must_is_incomplete_and_declarations_decide(
+    tmp_path: Path, stack_endpoints: Path
+) -> None:
+    proc, results = obsconf_run(tmp_path / "a", stack_endpoints, None)
+    assert proc.returncode == 6, proc.stdout[-3000:]
+    assert results.verdict.status == "INCOMPLETE"
+    assert results.guarantee("TRC-ERROR-STATUS").outcome == "skipped"
+    assert results.guarantee("MET-TARGET-UP").outcome == "passed"
+
+    proc, results = obsconf_run(
+        tmp_path / "b",
+        stack_endpoints,
+        {
+            "TRC-ERROR-STATUS": {"not_applicable": "no endpoint answers 5xx"},
+            "MET-TARGET-UP": {"bug": "ISSUE-1: believed broken, but is not"},
+        },
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert results.verdict.status == "FAIL"
+    assert results.guarantee("MET-TARGET-UP").outcome == "xpassed"
+    assert results.guarantee("TRC-ERROR-STATUS").outcome == "skipped"
+    assert "1 MUST declared not_applicable (TRC-ERROR-STATUS)" in results.verdict.reason
