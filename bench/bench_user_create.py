@@ -22,9 +22,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reference_services.launcher import ReferenceServices  # noqa: E402
-from stack.endpoints import Endpoints  # noqa: E402
-from stack.local import LocalStack  # noqa: E402
+from reference_services.launcher import ReferenceServices
+from stack.endpoints import Endpoints
+from stack.local import LocalStack
 
 USER = "user-service"
 

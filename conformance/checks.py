@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from conformance.scenarios import Flow
-from conformance.traces.analysis import Finding, analyse_flow, gap_summary
+from conformance.traces.analysis import CODES, Finding, analyse_flow, gap_summary
 from conformance.traces.model import Span
 from conformance.traces.render import render_tree
 
@@ -55,7 +55,16 @@ def check_findings(
     what: str,
     findings: list[Finding] | None = None,
 ) -> None:
-    """Fail when any finding with one of `codes` is present, showing the tree and the gap."""
+    """Fail when any finding with one of `codes` is present, showing the tree and the gap.
+
+    A code that `analyse_flow` never produces is refused (ValueError): a misspelt code would
+    make the check pass whatever the trace looks like."""
+    unknown = sorted(set(codes) - set(CODES))
+    if unknown:
+        raise ValueError(
+            f"check_findings({what!r}): unknown finding code(s) {', '.join(unknown)}; "
+            f"known: {', '.join(CODES)}"
+        )
     findings = flow_findings(flow) if findings is None else findings
     relevant = [f for f in findings if f.code in codes]
     evidence(

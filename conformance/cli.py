@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
-from stack.binaries import MissingBinary, cache_root
-
-
-def _state_file() -> Path:
-    return cache_root() / "up.json"
+from stack import upstate
+from stack.binaries import MissingBinary
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -58,14 +57,13 @@ def cmd_up(args: argparse.Namespace) -> int:
             info["faults"] = list(args.fault)
         info["started_in_s"] = round(time.monotonic() - started, 2)
         info["pid"] = os.getpid()
-        _state_file().parent.mkdir(parents=True, exist_ok=True)
-        _state_file().write_text(json.dumps(info))
+        upstate.record(info)
         if args.json:
             print(json.dumps(info), flush=True)
         else:
             for key, value in info.items():
                 print(f"{key:>12}: {value}", flush=True)
-            print("stack is up; Ctrl-C or `obsconf down` stops it", flush=True)
+            print(f"stack is up; Ctrl-C or `obsconf down {os.getpid()}` stops it", flush=True)
         signal.pause()
     except (KeyboardInterrupt, Terminated):
         pass
@@ -85,13 +83,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             services.stop()
         if stack is not None:
             stack.stop()
-        _state_file().unlink(missing_ok=True)
+        upstate.forget()
     return 0
 
 
-def cmd_down(_args: argparse.Namespace) -> int:
-    """Stop a running `obsconf up` (SIGTERM to it; it cleans up after itself), and remove
-    containers left by a killed container stack."""
+DOWN_WAIT_S = 30.0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """Stop running `obsconf up` processes (SIGTERM; each cleans up after itself): the only one,
+    the one named by PID, or --all. With several running and neither given, refuse and list
+    them. Also removes stale state files and containers left by a killed container stack."""
     from stack.docker_engine import engine_answers
 
     if engine_answers():
@@ -99,26 +101,47 @@ def cmd_down(_args: argparse.Namespace) -> int:
 
         for name in sweep():
             print(f"obsconf down: removed {name} (its owner process was gone)")
-    try:
-        pid = json.loads(_state_file().read_text())["pid"]
-    except (FileNotFoundError, KeyError, ValueError):
+    running, stale = upstate.entries()
+    for entry in stale:
+        print(f"obsconf down: removed the state of {entry.pid} (the process was gone)")
+    if args.pid is not None:
+        chosen = [e for e in running if e.pid == args.pid]
+        if not chosen:
+            print(f"obsconf down: no running `obsconf up` has pid {args.pid}", file=sys.stderr)
+            _list_running(running, sys.stderr)
+            return 1
+    elif args.all or len(running) <= 1:
+        chosen = running
+    else:
+        print(
+            f"obsconf down: {len(running)} `obsconf up` are running; name one "
+            "(`obsconf down PID`) or stop them all (`obsconf down --all`):",
+            file=sys.stderr,
+        )
+        _list_running(running, sys.stderr)
+        return 2
+    if not chosen:
         print("obsconf down: no running `obsconf up` found")
         return 0
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        _state_file().unlink(missing_ok=True)
-        print(f"obsconf down: process {pid} was already gone")
-        return 0
-    for _ in range(300):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            print(f"obsconf down: stopped {pid}")
-            return 0
+    for entry in chosen:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(entry.pid, signal.SIGTERM)
+    deadline = time.monotonic() + DOWN_WAIT_S
+    waiting = list(chosen)
+    while waiting and time.monotonic() < deadline:
+        for entry in [e for e in waiting if not e.running]:
+            upstate.forget(entry.pid)  # normally gone already: it removes its own on exit
+            print(f"obsconf down: stopped {entry.pid}")
+            waiting.remove(entry)
         time.sleep(0.1)
-    print(f"obsconf down: {pid} still running after 30 s", file=sys.stderr)
-    return 1
+    for entry in waiting:
+        print(f"obsconf down: {entry.pid} still running after {DOWN_WAIT_S:g} s", file=sys.stderr)
+    return 1 if waiting else 0
+
+
+def _list_running(running: list[upstate.Entry], stream: TextIO) -> None:
+    for entry in running:
+        print(f"  {entry.describe()}", file=stream)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -160,11 +183,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     traces_url = args.traces
     if traces_url is None:
-        try:
-            traces_url = json.loads(_state_file().read_text())["traces"]
-        except (FileNotFoundError, KeyError, ValueError):
-            print("obsconf trace: give --traces URL (no running `obsconf up` found)")
+        running, _ = upstate.entries()
+        if len(running) != 1:
+            why = "no running `obsconf up` found" if not running else "several `obsconf up` run"
+            print(f"obsconf trace: give --traces URL ({why})")
+            for entry in running:
+                print(f"  {entry.describe()}; traces {entry.info.get('traces')}")
             return 2
+        traces_url = running[0].info["traces"]
     try:
         target = load_target(args.target) if args.target else None
     except TargetError as error:
@@ -223,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("images", help="build the local container images (no registry needed)")
     p.add_argument("components", nargs="*", help="only these (default: all)")
     p.set_defaults(fn=cmd_images)
-    sub.add_parser("down", help="stop a running `obsconf up`").set_defaults(fn=cmd_down)
+    p = sub.add_parser("down", help="stop a running `obsconf up` (PID or --all if several)")
+    p.add_argument("pid", nargs="?", type=int, default=None, help="the `obsconf up` to stop")
+    p.add_argument("--all", action="store_true", help="stop every running `obsconf up`")
+    p.set_defaults(fn=cmd_down)
     p = sub.add_parser("run", help="run the conformance suite against a target")
     p.add_argument("--target", type=Path, default=None, help="target YAML (default: reference)")
     p.add_argument("--fault", action="append", default=[], help="reference-service fault mode")

@@ -43,7 +43,7 @@ class NatsTap:
 
         self._nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=2)
 
-        async def keep(msg) -> None:  # noqa: ANN001 - nats-py Msg
+        async def keep(msg) -> None:  # nats-py Msg
             with self._lock:
                 self.messages.append(
                     TappedMessage(msg.subject, dict(msg.headers or {}), msg.data, time.time())

@@ -2,18 +2,19 @@
 
 The target file is validated before anything starts; the suite then runs in-process with
 pytest and leaves `report.html`, `results.json` and `junit.xml` in the output directory.
-Exit status: 0 exactly when every MUST guarantee passed.
+Exit status: the run's verdict (`conformance.results.verdict`): 0 PASS, 1 FAIL, 6 INCOMPLETE;
+2 when the target file or a fault name is rejected before anything starts.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from conformance.catalog import broken_by
+from conformance.results import FAILED, ResultsError, load_results
 from conformance.target import TargetError, load_target
 
 SUITE_DIR = Path(__file__).resolve().parent
@@ -93,12 +94,16 @@ def reproduce(
         return 2
     select = " or ".join(g.id for g in guarantees)
     print(f"reproducing fault {fault!r}: it should break {select.replace(' or ', ', ')}")
-    run(None, out, [fault], stack_endpoints, select, stack)
-    results = json.loads((out / "results.json").read_text())
-    caught = [g for g in results["guarantees"] if g["outcome"] == "failed"]
+    status = run(None, out, [fault], stack_endpoints, select, stack)
+    try:
+        results = load_results(out / "results.json")
+    except ResultsError as error:
+        print(f"obsconf reproduce: the run wrote no readable results (exit {status}): {error}")
+        return 1
+    caught = [g for g in results.guarantees if g.outcome == FAILED]
     for g in caught:
-        print(f"\n=== {g['id']} ({g['level']}) FAILED: {g['statement']}\n{g['message']}")
-    missed = sorted({g.id for g in guarantees} - {g["id"] for g in caught})
+        print(f"\n=== {g.id} ({g.level}) FAILED: {g.statement}\n{g.message}")
+    missed = sorted({g.id for g in guarantees} - {g.id for g in caught})
     print(f"\nreport: {(out / 'report.html').resolve()}")
     if missed:
         print(f"NOT caught: {', '.join(missed)}")

@@ -2,7 +2,8 @@
 
 A target names the three services (started by us, or already running at URLs), the NATS
 subjects, the metric and label names, capabilities (consumer spans linked instead of
-parented, a hook that answers 5xx), and the backends (the local stack, or URLs). A malformed
+parented, a hook that answers 5xx), the backends (the local stack, or URLs) and the deviations
+it declares per guarantee (known bug, missing feature, not applicable). A malformed
 file is rejected before anything starts, with the path to the field at fault.
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from conformance.catalog import catalog
+from conformance.deviations import Deviation, parse_deviations
 from stack.binaries import versions
 
 ROLES = ("user", "order", "inventory")
@@ -79,6 +82,8 @@ class Target:
     # How often the services' span exporters flush (the OpenTelemetry SDK default is 5 s):
     # a trace is judged only once its spans stayed the same for longer than this.
     span_flush_interval: float = DEFAULT_SPAN_FLUSH_INTERVAL
+    # Declared deviations by guarantee id (conformance/deviations.py).
+    deviations: dict[str, Deviation] = field(default_factory=dict)
 
     @property
     def settle_s(self) -> float:
@@ -147,6 +152,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
             "backends",
             "faults",
             "description",
+            "deviations",
         },
     )
     name = r.string(top.get("name"), "name", required=True)
@@ -244,6 +250,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         backends=backends,
         faults=tuple(faults),
         span_flush_interval=float(flush),
+        deviations=parse_deviations(top.get("deviations"), catalog(), r.fail),
     )
 
 

@@ -140,7 +140,7 @@ class EventBus:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # noqa: BLE001 - NATS away: keep trying, never die
+            except Exception as error:  # NATS away: keep trying, never die
                 log.warning("fetch on %s failed: %r", subject, error)
                 await asyncio.sleep(0.5)  # back-off while NATS reconnects
                 continue
@@ -166,7 +166,7 @@ class EventBus:
                     return
                 try:
                     await handler(event)
-                except Exception as error:  # noqa: BLE001 - redelivered later
+                except Exception as error:  # redelivered later
                     span.record_exception(error)
                     span.set_status(Status(StatusCode.ERROR, repr(error)))
                     log.error(
@@ -192,5 +192,5 @@ class EventBus:
         if self.nc is not None and not self.nc.is_closed:
             try:
                 await asyncio.wait_for(self.nc.drain(), timeout=2)
-            except Exception:  # noqa: BLE001 - shutting down anyway
+            except Exception:  # shutting down anyway
                 await self.nc.close()

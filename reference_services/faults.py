@@ -97,6 +97,8 @@ def active() -> frozenset[str]:
 
 
 def enabled(name: str) -> bool:
-    """Whether fault `name` is switched on in this process."""
-    assert name in FAULTS, f"no such fault: {name}"
+    """Whether fault `name` is switched on in this process; a name that is no fault raises
+    UnknownFault (a typo must not read as "off", with or without `python -O`)."""
+    if name not in FAULTS:
+        raise UnknownFault(f"no such fault: {name!r}; valid: {', '.join(sorted(FAULTS))}")
     return name in _active

@@ -96,23 +96,10 @@ class ReferenceServices:
         self.processes.clear()
 
     def stop_service(self, name: str) -> None:
-        """Stop one service (its port and scrape target are kept for `start_service`)."""
+        """Stop one service (its port and scrape target are kept)."""
         process = self.processes.get(name)
         if process is not None:
             process.stop()
-
-    def start_service(self, name: str) -> None:
-        """(Re)start one service on its previous port and wait until it is healthy."""
-        self._launch(name)
-        try:
-            self._await_healthy(name)
-        except BaseException:
-            self.stop_service(name)
-            raise
-
-    def restart(self, name: str) -> None:
-        self.stop_service(name)
-        self.start_service(name)
 
     def __enter__(self) -> ReferenceServices:
         self.start()

@@ -44,7 +44,7 @@ async def publish_pending(
         return False
     try:
         await mark_sent(event.event_id)
-    except Exception as error:  # noqa: BLE001 - published; the relay re-sends, consumers dedupe
+    except Exception as error:  # published; the relay re-sends, consumers dedupe
         log.warning("could not mark %s sent: %r", event.event_id, error)
     return True
 
@@ -81,7 +81,7 @@ class OutboxRelay:
                         break
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # noqa: BLE001 - database away: retry next round
+            except Exception as error:  # database away: retry next round
                 log.warning("outbox relay round failed: %r", error)
 
     async def stop(self) -> None:

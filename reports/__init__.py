@@ -1,5 +1,5 @@
-"""Reports of a conformance run, all read from the `--results` JSON the pytest plugin writes
-(see `fixtures/conformance.py`):
+"""Reports of a conformance run, all read from its typed results (`conformance.results`:
+`RunResults`, written as results.json by the pytest plugin, read back with `load_results`):
 
 - `reports.html`: `render_report` / `write_report`, one self-contained HTML page;
 - `reports.junit`: `write_junit`, JUnit XML grouped by family and guarantee id;

@@ -1,50 +1,47 @@
-"""Compare two conformance runs (their `--results` JSON): what newly failed, what was fixed.
+"""Compare two conformance runs (their `results.json`): what newly failed, what was fixed.
 
 python -m reports.compare OLD.json NEW.json
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
+
+from conformance.results import PASSED, ResultsError, RunResults, load_results
 
 KEYS = ("newly_failed", "fixed", "still_failing", "new_guarantees", "removed")
 
 
-def _outcomes(results: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    return {
-        str(g["id"]): {"outcome": str(g.get("outcome")), "level": str(g.get("level", ""))}
-        for g in results.get("guarantees") or []
-    }
-
-
-def compare_results(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+def compare_results(old: RunResults, new: RunResults) -> dict[str, Any]:
     """The guarantee ids that changed between `old` and `new`, in catalog (results) order.
 
-    `newly_failed`: failed in new, ran and did not fail in old; `fixed`: failed in old, passed
-    in new; `still_failing`: failed in both; `new_guarantees`: only in new (whatever their
-    outcome); `removed`: only in old. Also `outcomes` (id -> [old, new] outcome, None where
-    absent) and `levels` (id -> MUST/SHOULD), for rendering.
+    A guarantee is failing when it failed, or when it was declared a bug and passed (XPASS).
+    `newly_failed`: failing in new, ran and was not failing in old; `fixed`: failing in old,
+    passed in new; `still_failing`: failing in both; `new_guarantees`: only in new (whatever
+    their outcome); `removed`: only in old. Also `outcomes` (id -> [old, new] outcome, None
+    where absent), `levels` (id -> MUST/SHOULD) and `verdicts` ([old, new] status), for
+    rendering.
     """
-    before, after = _outcomes(old), _outcomes(new)
+    before = {g.id: g for g in old.guarantees}
+    after = {g.id: g for g in new.guarantees}
     diff: dict[str, Any] = {key: [] for key in KEYS}
     for gid, now in after.items():
         was = before.get(gid)
         if was is None:
             diff["new_guarantees"].append(gid)
-        elif now["outcome"] == "failed":
-            diff["still_failing" if was["outcome"] == "failed" else "newly_failed"].append(gid)
-        elif was["outcome"] == "failed" and now["outcome"] == "passed":
+        elif now.failing:
+            diff["still_failing" if was.failing else "newly_failed"].append(gid)
+        elif was.failing and now.outcome == PASSED:
             diff["fixed"].append(gid)
     diff["removed"] = [gid for gid in before if gid not in after]
     ids = [*after, *diff["removed"]]
     diff["outcomes"] = {
-        gid: [before.get(gid, {}).get("outcome"), after.get(gid, {}).get("outcome")] for gid in ids
+        gid: [side[gid].outcome if gid in side else None for side in (before, after)] for gid in ids
     }
-    diff["levels"] = {gid: (after.get(gid) or before[gid])["level"] for gid in ids}
+    diff["levels"] = {gid: (after.get(gid) or before[gid]).level for gid in ids}
+    diff["verdicts"] = [old.verdict.status, new.verdict.status]
     return diff
 
 
@@ -60,6 +57,8 @@ def render_comparison(diff: Mapping[str, Any]) -> str:
     levels = diff.get("levels", {})
     outcomes = diff.get("outcomes", {})
     lines = [", ".join(f"{len(diff.get(k, []))} {titles[k]}" for k in KEYS)]
+    if diff.get("verdicts"):
+        lines.append("verdict: {} -> {}".format(*diff["verdicts"]))
     for key in KEYS:
         ids = diff.get(key) or []
         if not ids:
@@ -78,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m reports.compare OLD.json NEW.json", file=sys.stderr)
         return 2
-    old, new = (json.loads(Path(a).read_text()) for a in args)
+    try:
+        old, new = (load_results(a) for a in args)
+    except ResultsError as error:
+        print(f"reports.compare: {error}", file=sys.stderr)
+        return 2
     diff = compare_results(old, new)
     print(render_comparison(diff))
     return 1 if diff["newly_failed"] else 0

@@ -1,10 +1,12 @@
 """The HTML conformance report: one self-contained file (inline CSS and SVG, no network).
 
-`render_report(results)` takes the `--results` JSON of a run (target, faults, duration_s and
-the folded `guarantees`, see `fixtures/conformance.py`) and returns the page: a verdict and a
-family × level summary, then one row per guarantee, failures first and expanded, each with its
-evidence — the query run, expected versus seen, and for trace evidence a waterfall of the flow's
-spans with the gap drawn in red and explained in one sentence above it.
+`render_report(results)` takes the `RunResults` of a run (`conformance/results.py`: target,
+faults, duration, the folded guarantees and the target's declared deviations) and returns the
+page: the run's verdict (`conformance.results.verdict`, the one that also sets the exit
+status) and a family × level summary, the declared deviations, then one row per guarantee,
+failures first and expanded, each with its evidence — the query run, expected versus seen,
+and for trace evidence a waterfall of the flow's spans with the gap drawn in red and explained
+in one sentence above it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from conformance.results import (
+    FAILED,
+    OUTCOMES,
+    PASSED,
+    SKIPPED,
+    XFAILED,
+    XPASSED,
+    GuaranteeResult,
+    RunResults,
+)
 from conformance.traces.render import COLLAPSE_OVER
 
 FAMILIES = {
@@ -28,7 +40,8 @@ FAMILIES = {
     "PROP": "Context propagation",
     "LOAD": "Concurrency",
 }
-OUTCOME_ORDER = {"failed": 0, "skipped": 1, "passed": 2}
+OUTCOME_ORDER = {FAILED: 0, XPASSED: 0, SKIPPED: 1, XFAILED: 2, PASSED: 3}
+BADGES = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP", XFAILED: "XFAIL", XPASSED: "XPASS"}
 MAX_VALUE_CHARS = 1200
 MAX_MESSAGE_CHARS = 2500
 MAX_ROWS = 300
@@ -511,39 +524,21 @@ def render_evidence(
 # --- page -----------------------------------------------------------------------------------
 
 
-def family_of(guarantee: Mapping[str, Any]) -> str:
-    return str(guarantee.get("family") or str(guarantee.get("id", "")).split("-")[0])
-
-
-def ordered_families(guarantees: Iterable[Mapping[str, Any]]) -> list[str]:
-    present = {family_of(g) for g in guarantees}
+def ordered_families(guarantees: Iterable[GuaranteeResult]) -> list[str]:
+    present = {g.family for g in guarantees}
     known = [f for f in FAMILIES if f in present]
     return known + sorted(present - set(known))
 
 
-def verdict(guarantees: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-    """(`PASS`|`FAIL`|`INCOMPLETE`, explanation): PASS when every MUST guarantee passed."""
-    must = [g for g in guarantees if g.get("level") == "MUST"]
-    failed = [g for g in must if g.get("outcome") == "failed"]
-    skipped = [g for g in must if g.get("outcome") == "skipped"]
-    should_failed = sum(
-        g.get("level") != "MUST" and g.get("outcome") == "failed" for g in guarantees
-    )
-    tail = f"; {should_failed} SHOULD failed (reported only)" if should_failed else ""
-    if failed:
-        return "FAIL", f"{len(failed)} of {len(must)} MUST guarantees failed{tail}"
-    if skipped or not must:
-        return "INCOMPLETE", f"no MUST failed, but {len(skipped)} of {len(must)} skipped{tail}"
-    return "PASS", f"all {len(must)} MUST guarantees passed{tail}"
-
-
-def _summary_table(guarantees: Sequence[Mapping[str, Any]]) -> str:
+def _summary_table(guarantees: Sequence[GuaranteeResult]) -> str:
     counts: Counter[tuple[str, str, str]] = Counter(
-        (family_of(g), str(g.get("level")), str(g.get("outcome"))) for g in guarantees
+        (g.family, g.level, g.outcome) for g in guarantees
     )
     levels = ("MUST", "SHOULD")
-    outcomes = ("passed", "failed", "skipped")
-    head = "".join(f'<th colspan="3">{lv}</th>' for lv in levels)
+    # Expected failures and unexpected passes get columns only when a run has them.
+    present = {g.outcome for g in guarantees}
+    outcomes = tuple(o for o in OUTCOMES if o in (PASSED, FAILED, SKIPPED) or o in present)
+    head = "".join(f'<th colspan="{len(outcomes)}">{lv}</th>' for lv in levels)
     sub = "".join(f"<th>{o}</th>" for _ in levels for o in outcomes)
     body = []
     for family in [*ordered_families(guarantees), "total"]:
@@ -555,7 +550,7 @@ def _summary_table(guarantees: Sequence[Mapping[str, Any]]) -> str:
                     for (f, lv, o), v in counts.items()
                     if (family == "total" or f == family) and lv == level and o == outcome
                 )
-                cls = f' class="{outcome}"' if n and outcome != "passed" else ""
+                cls = f' class="{outcome}"' if n and outcome != PASSED else ""
                 cells.append(f"<td{cls}>{n if n else '·'}</td>")
         name = FAMILIES.get(family, "")
         label = f"{esc(family)} <span class='muted'>{esc(name)}</span>" if name else esc(family)
@@ -567,43 +562,62 @@ def _summary_table(guarantees: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _headline(guarantee: Mapping[str, Any]) -> str:
+def _headline(guarantee: GuaranteeResult) -> str:
     """The first line worth showing for a failure: the trace gap, else the message."""
-    for evidence in guarantee.get("evidence") or []:
+    if guarantee.outcome == XPASSED:
+        return guarantee.message
+    for evidence in guarantee.evidence:
         if evidence.get("kind") == "trace" and gap_sentence(evidence):
             return gap_sentence(evidence)
-    message = str(guarantee.get("message", "")).removeprefix("AssertionError: ")
+    message = guarantee.message.removeprefix("AssertionError: ")
     return message.splitlines()[0] if message else ""
 
 
+def _deviation_tag(guarantee: GuaranteeResult) -> str:
+    if guarantee.deviation is None:
+        return ""
+    d = guarantee.deviation
+    return (
+        f'<span class="dev {esc(d.kind)}" title="declared by the target">declared '
+        f"{esc(d.kind)}{': ' + esc(truncate_label(d.reason, 80)) if d.reason else ''}</span>"
+    )
+
+
 def _guarantee_row(
-    guarantee: Mapping[str, Any], grafana_url: str | None, drawn: dict[str, str]
+    guarantee: GuaranteeResult, grafana_url: str | None, drawn: dict[str, str]
 ) -> str:
-    gid = str(guarantee.get("id", ""))
-    outcome = str(guarantee.get("outcome", ""))
-    level = str(guarantee.get("level", ""))
-    opened = " open" if outcome == "failed" else ""
+    gid, outcome, level = guarantee.id, guarantee.outcome, guarantee.level
+    opened = " open" if guarantee.failing else ""
     body: list[str] = []
-    if outcome != "passed" and guarantee.get("message"):
-        message = (
-            f'<pre class="msg">{esc(truncate(str(guarantee["message"]), MAX_MESSAGE_CHARS))}</pre>'
+    if guarantee.deviation is not None:
+        d = guarantee.deviation
+        meaning = {
+            XFAILED: "it ran and failed, as declared: an expected failure, not counted.",
+            XPASSED: "it ran and passed: the declaration is stale and fails the run.",
+            SKIPPED: "it was not run.",
+        }.get(outcome, "")
+        body.append(
+            f'<p class="devline">The target declares <b>{esc(d.kind)}</b>'
+            f"{': ' + esc(d.reason) if d.reason else ''} — {esc(meaning)}</p>"
         )
-        if any(e.get("kind") == "trace" for e in guarantee.get("evidence") or []):
+    if outcome != PASSED and guarantee.message:
+        message = f'<pre class="msg">{esc(truncate(guarantee.message, MAX_MESSAGE_CHARS))}</pre>'
+        if any(e.get("kind") == "trace" for e in guarantee.evidence):
             # The waterfall below shows what the message's text tree shows.
             message = f"<details><summary>assertion message</summary>{message}</details>"
         body.append(message)
-    for evidence in guarantee.get("evidence") or []:
+    for evidence in guarantee.evidence:
         draw, seen_in = True, ""
-        if evidence.get("kind") == "trace" and outcome != "failed":
+        if evidence.get("kind") == "trace" and outcome not in (FAILED, XFAILED):
             key = str(evidence.get("trace_id", ""))
             if key in drawn:
                 draw, seen_in = False, drawn[key]
             else:
                 drawn[key] = gid
         body.append(render_evidence(evidence, grafana_url, draw, seen_in))
-    if not guarantee.get("evidence") and outcome == "passed":
+    if not guarantee.evidence and outcome == PASSED:
         body.append('<p class="muted">No evidence recorded.</p>')
-    tests = guarantee.get("tests") or []
+    tests = guarantee.tests
     if tests:
         body.append(
             '<div class="tests">tests: '
@@ -612,10 +626,10 @@ def _guarantee_row(
         )
     return (
         f'<details class="g {esc(outcome)}" id="g-{esc(gid)}"{opened}><summary>'
-        f'<span class="badge {esc(outcome)}">{esc(outcome.upper())}</span>'
+        f'<span class="badge {esc(outcome)}">{esc(BADGES.get(outcome, outcome.upper()))}</span>'
         f'<span class="lvl {esc(level)}">{esc(level)}</span>'
         f'<span class="gid">{esc(gid)}</span>'
-        f'<span class="stmt">{esc(guarantee.get("statement", ""))}</span></summary>'
+        f'<span class="stmt">{esc(guarantee.statement)}</span>{_deviation_tag(guarantee)}</summary>'
         f'<div class="body">{"".join(body)}</div></details>'
     )
 
@@ -657,6 +671,16 @@ summary::-webkit-details-marker{color:#9aa0a6}
 .badge,.lvl{font-size:11px;font-weight:700;border-radius:3px;padding:1px 6px;flex:none}
 .badge.passed{background:#e6f4ea;color:#137333}.badge.failed{background:#c5221f;color:#fff}
 .badge.skipped{background:#fef3d6;color:#8a5a00}
+.badge.xfailed{background:#ede7f6;color:#4527a0}.badge.xpassed{background:#c5221f;color:#fff}
+details.g.xpassed{border-color:#eaa3a0;border-left:5px solid #c5221f}
+details.g.xfailed{border-left:5px solid #7e57c2}
+td.xpassed{background:#fbe3e2;color:#a50e0e;font-weight:700}td.xfailed{background:#ede7f6}
+.dev{font-size:11px;border-radius:3px;padding:1px 6px;flex:none;margin-left:auto;
+ background:#ede7f6;color:#4527a0;max-width:330px;overflow:hidden;text-overflow:ellipsis;
+ white-space:nowrap}
+.devline{margin:6px 0;padding:6px 10px;background:#f5f2fb;border-left:4px solid #7e57c2}
+.devs{background:#fff;border:1px solid #d1c4e9;border-left:5px solid #7e57c2;border-radius:6px;
+ padding:8px 14px;margin-top:14px}.devs table{margin-top:6px}.devs td{text-align:left}
 .lvl{background:#eef0f3;color:#3c4043;min-width:54px;text-align:center}.lvl.MUST{background:#e8eaf6;color:#1a237e}
 .gid{font-weight:600;flex:none;min-width:265px}.stmt{color:#3c4043}
 .body{padding:4px 14px 12px;border-top:1px solid #eef0f3}
@@ -698,27 +722,54 @@ svg g.span:hover rect:not(.gaprow){opacity:.8}
 JS = "function setAll(o){document.querySelectorAll('details.g').forEach(d=>{d.open=o;});}"
 
 
-def render_report(results: Mapping[str, Any], *, grafana_url: str | None = None) -> str:
+def _deviations_section(results: RunResults) -> str:
+    """Every deviation the target declares, with what became of it in this run."""
+    if not results.deviations:
+        return ""
+    rows = []
+    for gid, d in results.deviations.items():
+        g = results.guarantee(gid)
+        seen = BADGES.get(g.outcome, g.outcome) if g else "not selected"
+        cell = f'<a href="#g-{esc(gid)}">{esc(gid)}</a>' if g else esc(gid)
+        cls = f' class="{esc(g.outcome)}"' if g else ""
+        rows.append(
+            f"<tr><td>{cell}</td><td>{esc(d.kind)}</td><td>{esc(d.reason)}</td>"
+            f"<td{cls}>{esc(seen)}</td></tr>"
+        )
+    return (
+        '<section class="devs" id="deviations"><b>Declared deviations</b> '
+        '<span class="muted">(a declared bug runs and may fail; if it passes, the run fails; '
+        "missing_feature and not_applicable are not run)</span>"
+        '<table class="counts"><thead><tr><th>guarantee</th><th>declared</th><th>reason</th>'
+        f"<th>this run</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def render_report(results: RunResults, *, grafana_url: str | None = None) -> str:
     """The whole report as one self-contained HTML document.
 
-    `results` is the `--results` JSON of a run. With `grafana_url`, every trace id links to
-    Grafana Explore (see `explore_url` for the URL format); nothing else points outside.
+    `results` is the run's `RunResults`. With `grafana_url`, every trace id links to Grafana
+    Explore (see `explore_url` for the URL format); nothing else points outside.
     """
-    guarantees = list(results.get("guarantees") or [])
-    word, why = verdict(guarantees)
-    target = results.get("target") or "(unknown target)"
-    faults = results.get("faults") or []
-    duration = results.get("duration_s")
-    counts = Counter(str(g.get("outcome")) for g in guarantees)
+    guarantees = list(results.guarantees)
+    outcome = results.verdict
+    word, why = outcome.status, outcome.reason
+    target = results.target or "(unknown target)"
+    faults = results.faults
+    duration = results.duration_s
     took = f"{duration:.1f} s" if isinstance(duration, int | float) else "?"
-    failed = [g for g in guarantees if g.get("outcome") == "failed"]
-    failed.sort(key=lambda g: (g.get("level") != "MUST",))
+    failed = [g for g in guarantees if g.failing]
+    failed.sort(key=lambda g: (g.level != "MUST",))
+    tally = ", ".join(
+        f"{results.count(o)} {o}"
+        for o in OUTCOMES
+        if o in (PASSED, FAILED, SKIPPED) or results.count(o)
+    )
     meta = [
         f"<div><b>target</b> {esc(target)}</div>",
         f"<div><b>faults</b> {esc(', '.join(faults)) if faults else 'none'}</div>",
         f"<div><b>duration</b> {esc(took)}</div>",
-        f"<div><b>guarantees</b> {len(guarantees)}: {counts['passed']} passed, "
-        f"{counts['failed']} failed, {counts['skipped']} skipped</div>",
+        f"<div><b>guarantees</b> {len(guarantees)}: {esc(tally)}</div>",
     ]
     page = [
         "<!DOCTYPE html>",
@@ -731,16 +782,18 @@ def render_report(results: Mapping[str, Any], *, grafana_url: str | None = None)
         *meta,
         f'<div style="margin-top:8px">{_summary_table(guarantees)}</div></div>',
         f'<div class="verdict {esc(word)}" id="verdict"><b>{esc(word)}</b>'
-        f"<span>{esc(why)}</span></div></header>",
+        f"<span>{esc(why)}</span><span>exit status {outcome.exit_code}</span></div></header>",
     ]
     if failed:
         items = "".join(
-            f'<li><a href="#g-{esc(g.get("id"))}">{esc(g.get("id"))}</a> '
-            f'<span class="lvl {esc(g.get("level"))}">{esc(g.get("level"))}</span> '
+            f'<li><a href="#g-{esc(g.id)}">{esc(g.id)}</a> '
+            f'<span class="lvl {esc(g.level)}">{esc(g.level)}</span> '
+            f"{'<b>XPASS</b> ' if g.outcome == XPASSED else ''}"
             f"{esc(truncate_label(_headline(g), 260))}</li>"
             for g in failed
         )
         page.append(f'<section class="glance"><b>Failures</b><ul>{items}</ul></section>')
+    page.append(_deviations_section(results))
     page.append(
         '<div class="tools"><button onclick="setAll(true)">expand all</button>'
         '<button onclick="setAll(false)">collapse all</button></div>'
@@ -748,15 +801,11 @@ def render_report(results: Mapping[str, Any], *, grafana_url: str | None = None)
     drawn: dict[str, str] = {}
     families = ordered_families(guarantees)
     # Families with a failure first, so the evidence is near the top; catalog order otherwise.
-    families.sort(
-        key=lambda f: (
-            not any(g.get("outcome") == "failed" and family_of(g) == f for g in guarantees)
-        )
-    )
+    families.sort(key=lambda f: not any(g.failing and g.family == f for g in guarantees))
     for family in families:
-        members = [g for g in guarantees if family_of(g) == family]
-        members.sort(key=lambda g: OUTCOME_ORDER.get(str(g.get("outcome")), 3))
-        n_failed = sum(g.get("outcome") == "failed" for g in members)
+        members = [g for g in guarantees if g.family == family]
+        members.sort(key=lambda g: OUTCOME_ORDER.get(g.outcome, 4))
+        n_failed = sum(g.failing for g in members)
         status = f" · <span class='failtxt'>{n_failed} failed</span>" if n_failed else ""
         page.append(
             f'<section class="family" id="f-{esc(family)}"><h2>{esc(family)} — '
@@ -769,7 +818,7 @@ def render_report(results: Mapping[str, Any], *, grafana_url: str | None = None)
     return "\n".join(page)
 
 
-def write_report(results: Mapping[str, Any], path: Path, grafana_url: str | None = None) -> Path:
+def write_report(results: RunResults, path: Path, grafana_url: str | None = None) -> Path:
     """Render the report and write it to `path` (parents created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

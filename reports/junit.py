@@ -1,8 +1,11 @@
 """JUnit XML of a conformance run: one `<testsuite>` per family, one `<testcase>` per guarantee.
 
-Each testcase is `classname=FAMILY name=ID` with `level` and `statement` properties; a failed
-guarantee (MUST or SHOULD) has a `<failure>` whose text holds the message and the evidence
-that disagreed, a skipped one a `<skipped>`.
+Each testcase is `classname=FAMILY name=ID` with `level` and `statement` properties (and
+`deviation` when the target declares one); a failed guarantee (MUST or SHOULD) has a
+`<failure>` whose text holds the message and the evidence that disagreed, a skipped one a
+`<skipped>`. A declared bug that failed as expected is `<skipped type="xfail">` (as pytest's own
+JUnit writes an xfail); one that passed is a `<failure type="xpass">`. Every suite carries the
+run's verdict as properties.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reports.html import family_of, gap_sentence, ordered_families
+from conformance.results import FAILED, SKIPPED, XFAILED, XPASSED, GuaranteeResult, RunResults
+from reports.html import gap_sentence, ordered_families
 
 MAX_TEXT = 8000
 
@@ -34,57 +38,84 @@ def _evidence_text(evidence: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def build_junit(results: Mapping[str, Any]) -> ET.ElementTree:
-    """The JUnit tree of `results` (the `--results` JSON)."""
-    guarantees = list(results.get("guarantees") or [])
+def _failures(guarantees: list[GuaranteeResult]) -> str:
+    return str(sum(g.failing for g in guarantees))
+
+
+def _skips(guarantees: list[GuaranteeResult]) -> str:
+    return str(sum(g.outcome in (SKIPPED, XFAILED) for g in guarantees))
+
+
+def _case(suite: ET.Element, g: GuaranteeResult) -> None:
+    case = ET.SubElement(suite, "testcase", classname=g.family, name=g.id)
+    props = ET.SubElement(case, "properties")
+    ET.SubElement(props, "property", name="level", value=g.level)
+    ET.SubElement(props, "property", name="statement", value=g.statement)
+    if g.deviation is not None:
+        ET.SubElement(props, "property", name="deviation", value=g.deviation.describe())
+    for nodeid in g.tests:
+        ET.SubElement(props, "property", name="test", value=nodeid)
+    message = g.message
+    first = message.splitlines()[0] if message else g.outcome
+    if g.outcome == FAILED:
+        failure = ET.SubElement(
+            case,
+            "failure",
+            message=f"[{g.level}] {first}"[:1000],
+            type=f"{g.level} guarantee failed",
+        )
+        details = [message, *(_evidence_text(e) for e in g.evidence)]
+        failure.text = "\n\n".join(d for d in details if d)[:MAX_TEXT]
+    elif g.outcome == XPASSED:
+        ET.SubElement(
+            case, "failure", message=f"[{g.level}] XPASS: {first}"[:1000], type="xpass"
+        ).text = message[:MAX_TEXT]
+    elif g.outcome == XFAILED:
+        declared = g.deviation.describe() if g.deviation else "declared"
+        skipped = ET.SubElement(
+            case, "skipped", message=f"expected failure ({declared}): {first}"[:1000], type="xfail"
+        )
+        details = [message, *(_evidence_text(e) for e in g.evidence)]
+        skipped.text = "\n\n".join(d for d in details if d)[:MAX_TEXT]
+    elif g.outcome == SKIPPED:
+        ET.SubElement(case, "skipped", message=message[:1000])
+
+
+def build_junit(results: RunResults) -> ET.ElementTree:
+    """The JUnit tree of a run's results."""
+    guarantees = list(results.guarantees)
+    verdict = results.verdict
     root = ET.Element(
         "testsuites",
-        name=f"obsconf {results.get('target') or ''}".strip(),
+        name=f"obsconf {results.target or ''}".strip(),
         tests=str(len(guarantees)),
-        failures=str(sum(g.get("outcome") == "failed" for g in guarantees)),
-        skipped=str(sum(g.get("outcome") == "skipped" for g in guarantees)),
+        failures=_failures(guarantees),
+        skipped=_skips(guarantees),
         errors="0",
-        time=str(results.get("duration_s") or 0),
+        time=str(results.duration_s or 0),
     )
     for family in ordered_families(guarantees):
-        members = [g for g in guarantees if family_of(g) == family]
+        members = [g for g in guarantees if g.family == family]
         suite = ET.SubElement(
             root,
             "testsuite",
             name=family,
             tests=str(len(members)),
-            failures=str(sum(g.get("outcome") == "failed" for g in members)),
-            skipped=str(sum(g.get("outcome") == "skipped" for g in members)),
+            failures=_failures(members),
+            skipped=_skips(members),
             errors="0",
         )
         props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", name="faults", value=",".join(results.get("faults") or []))
+        ET.SubElement(props, "property", name="faults", value=",".join(results.faults))
+        ET.SubElement(props, "property", name="verdict", value=verdict.status)
+        ET.SubElement(props, "property", name="verdict_reason", value=verdict.reason)
+        ET.SubElement(props, "property", name="exit_status", value=str(verdict.exit_code))
         for g in members:
-            case = ET.SubElement(suite, "testcase", classname=family, name=str(g.get("id", "")))
-            case_props = ET.SubElement(case, "properties")
-            ET.SubElement(case_props, "property", name="level", value=str(g.get("level", "")))
-            ET.SubElement(
-                case_props, "property", name="statement", value=str(g.get("statement", ""))
-            )
-            for nodeid in g.get("tests") or []:
-                ET.SubElement(case_props, "property", name="test", value=str(nodeid))
-            message = str(g.get("message") or "")
-            if g.get("outcome") == "failed":
-                first = message.splitlines()[0] if message else "failed"
-                failure = ET.SubElement(
-                    case,
-                    "failure",
-                    message=f"[{g.get('level', '')}] {first}"[:1000],
-                    type=f"{g.get('level', '')} guarantee failed",
-                )
-                details = [message, *(_evidence_text(e) for e in g.get("evidence") or [])]
-                failure.text = "\n\n".join(d for d in details if d)[:MAX_TEXT]
-            elif g.get("outcome") == "skipped":
-                ET.SubElement(case, "skipped", message=message[:1000])
+            _case(suite, g)
     return ET.ElementTree(root)
 
 
-def write_junit(results: Mapping[str, Any], path: Path) -> Path:
+def write_junit(results: RunResults, path: Path) -> Path:
     """Write the JUnit XML of `results` to `path` (parents created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

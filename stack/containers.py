@@ -31,17 +31,17 @@ import yaml
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # read when testcontainers loads
 
-from testcontainers.core.container import DockerContainer  # noqa: E402
-from testcontainers.core.network import Network  # noqa: E402
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
 
-from stack import components  # noqa: E402
-from stack.components import Component, RunContext, endpoints_of  # noqa: E402
-from stack.docker_engine import docker_client  # noqa: E402
-from stack.endpoints import Endpoints  # noqa: E402
-from stack.images import ImagesMissing, image_for, image_present, image_set  # noqa: E402
-from stack.local import ComponentExited, ComponentFailed  # noqa: E402
-from stack.process import pid_alive  # noqa: E402
-from stack.waiting import PollTimeout, poll  # noqa: E402
+from stack import components
+from stack.components import Component, RunContext, endpoints_of
+from stack.docker_engine import docker_client
+from stack.endpoints import Endpoints
+from stack.images import ImagesMissing, image_for, image_present, image_set
+from stack.local import ComponentExited, ComponentFailed
+from stack.process import pid_alive
+from stack.waiting import PollTimeout, poll
 
 READY_TIMEOUT = 60.0
 LABEL_STACK = "obsconf.stack"

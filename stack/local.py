@@ -56,7 +56,6 @@ class LocalStack:
             self.run_dir = Path(tempfile.mkdtemp(prefix="obsconf-stack-"))
         self.run_dir.chmod(0o755)  # postgres runs as its own user when we are root
         ctx = RunContext(run_dir=self.run_dir, binaries=found)
-        self._ctx = ctx
         began = time.monotonic()
         try:
             for component in ALL:
@@ -87,10 +86,6 @@ class LocalStack:
         self.stop()
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def register_scrape_target(self, job: str, address: str, labels: dict | None = None) -> None:
-        """Make Prometheus scrape `address` (host:port) as job `job` (file_sd, seen in ~1 s)."""
-        register_scrape_target(Path(self.endpoints.scrape_dir), job, address, labels)
 
     def _launch(self, component: Component, ctx: RunContext) -> None:
         ctx.pick(*component.ports)

@@ -65,7 +65,7 @@ def _poll(
             last = result
         except StopPolling:
             raise
-        except Exception as error:  # noqa: BLE001 - reported on timeout
+        except Exception as error:  # reported on timeout
             last = f"{type(error).__name__}: {error}"
         if time.monotonic() >= deadline:
             seen = repr(last)

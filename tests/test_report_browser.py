@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from conformance.results import load_results
 from reports.html import write_report
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -39,8 +39,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
-    results = json.loads((DATA / "results_no_inject.json").read_text())
-    return write_report(results, tmp_path / "report.html")
+    return write_report(load_results(DATA / "results_no_inject.json"), tmp_path / "report.html")
 
 
 def test_screenshot(tmp_path: Path, report: Path) -> None:

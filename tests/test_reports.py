@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conformance.results import RunResults
 from reports.compare import compare_results, render_comparison
 from reports.html import MAX_ROWS, render_report, write_report
 from reports.junit import write_junit
@@ -24,16 +25,27 @@ def load(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def no_inject() -> dict[str, Any]:
+def no_inject_data() -> dict[str, Any]:
     return load("results_no_inject.json")
 
 
 @pytest.fixture(scope="module")
-def passing() -> dict[str, Any]:
+def passing_data() -> dict[str, Any]:
     return load("results_pass.json")
 
 
+@pytest.fixture(scope="module")
+def no_inject(no_inject_data: dict[str, Any]) -> RunResults:
+    return RunResults.from_dict(no_inject_data)
+
+
+@pytest.fixture(scope="module")
+def passing(passing_data: dict[str, Any]) -> RunResults:
+    return RunResults.from_dict(passing_data)
+
+
 def guarantee(results: dict[str, Any], gid: str) -> dict[str, Any]:
+    """One guarantee of a raw results document (to edit it before reading it as a model)."""
     return next(g for g in results["guarantees"] if g["id"] == gid)
 
 
@@ -47,7 +59,7 @@ def external_refs(page: str) -> list[str]:
     return [r for r in refs if not r.startswith("#")]
 
 
-def synthetic_trace_results(spans: list[dict[str, Any]], flagged: str) -> dict[str, Any]:
+def synthetic_trace_results(spans: list[dict[str, Any]], flagged: str) -> RunResults:
     """Results with one failed trace guarantee whose evidence holds `spans`."""
     finding = {
         "code": "orphan",
@@ -65,23 +77,25 @@ def synthetic_trace_results(spans: list[dict[str, Any]], flagged: str) -> dict[s
         "gap": "",
         "spans": spans,
     }
-    return {
-        "target": "synthetic",
-        "faults": [],
-        "duration_s": 1.0,
-        "guarantees": [
-            {
-                "id": "TRC-NO-ORPHANS",
-                "level": "MUST",
-                "family": "TRC",
-                "statement": "Every parent_span_id in a trace names a span of that trace.",
-                "outcome": "failed",
-                "message": "AssertionError: orphan",
-                "tests": ["conformance/test_traces.py::test_no_orphans"],
-                "evidence": [evidence],
-            }
-        ],
-    }
+    return RunResults.from_dict(
+        {
+            "target": "synthetic",
+            "faults": [],
+            "duration_s": 1.0,
+            "guarantees": [
+                {
+                    "id": "TRC-NO-ORPHANS",
+                    "level": "MUST",
+                    "family": "TRC",
+                    "statement": "Every parent_span_id in a trace names a span of that trace.",
+                    "outcome": "failed",
+                    "message": "AssertionError: orphan",
+                    "tests": ["conformance/test_traces.py::test_no_orphans"],
+                    "evidence": [evidence],
+                }
+            ],
+        }
+    )
 
 
 def span(i: int, parent: str, name: str, service: str = "order-service") -> dict[str, Any]:
@@ -100,24 +114,24 @@ def span(i: int, parent: str, name: str, service: str = "order-service") -> dict
     }
 
 
-def test_report_has_every_guarantee_and_the_verdict(no_inject: dict[str, Any]) -> None:
+def test_report_has_every_guarantee_and_the_verdict(no_inject: RunResults) -> None:
     page = render_report(no_inject)
     assert page.startswith("<!DOCTYPE html>")
-    for g in no_inject["guarantees"]:
-        assert f'id="g-{g["id"]}"' in page
+    for g in no_inject.guarantees:
+        assert f'id="g-{g.id}"' in page
     assert 'class="verdict FAIL"' in page
     assert "8 of 39 MUST guarantees failed" in page
     assert "no-inject" in page
 
 
-def test_passing_run_says_pass(passing: dict[str, Any]) -> None:
+def test_passing_run_says_pass(passing: RunResults) -> None:
     page = render_report(passing)
     assert 'class="verdict PASS"' in page
-    assert all(f'id="g-{g["id"]}"' in page for g in passing["guarantees"])
+    assert all(f'id="g-{g.id}"' in page for g in passing.guarantees)
     assert '<details class="g failed"' not in page
 
 
-def test_report_is_self_contained(no_inject: dict[str, Any]) -> None:
+def test_report_is_self_contained(no_inject: RunResults) -> None:
     page = render_report(no_inject)
     assert "<script src" not in page.lower()
     assert "<link" not in page.lower()
@@ -125,7 +139,7 @@ def test_report_is_self_contained(no_inject: dict[str, Any]) -> None:
     assert external_refs(page) == []
 
 
-def test_grafana_links_are_the_only_external_refs(no_inject: dict[str, Any]) -> None:
+def test_grafana_links_are_the_only_external_refs(no_inject: RunResults) -> None:
     page = render_report(no_inject, grafana_url=GRAFANA)
     refs = external_refs(page)
     assert refs, "trace ids should link to Grafana"
@@ -134,7 +148,7 @@ def test_grafana_links_are_the_only_external_refs(no_inject: dict[str, Any]) -> 
     assert any("aa520dfd03986a5db7c9aa1b83bb900f" in r for r in refs)
 
 
-def test_failures_are_expanded_and_first_in_their_family(no_inject: dict[str, Any]) -> None:
+def test_failures_are_expanded_and_first_in_their_family(no_inject: RunResults) -> None:
     page = render_report(no_inject)
     assert re.search(r'<details class="g failed" id="g-TRC-ONE-TRACE-PER-FLOW" open>', page)
     assert re.search(r'<details class="g passed" id="g-MET-TARGET-UP">', page)
@@ -145,14 +159,14 @@ def test_failures_are_expanded_and_first_in_their_family(no_inject: dict[str, An
     assert outcomes.count("failed") == 3
 
 
-def test_waterfall_marks_the_gap(no_inject: dict[str, Any]) -> None:
+def test_waterfall_marks_the_gap(no_inject: RunResults) -> None:
     page = render_report(no_inject)
     section = page[page.index('id="g-TRC-ONE-TRACE-PER-FLOW"') :]
     section = section[: section.index("</details>\n")]
     drawn = svgs(section)
     assert len(drawn) == 1
     svg = drawn[0]
-    evidence = guarantee(no_inject, "TRC-ONE-TRACE-PER-FLOW")["evidence"][0]
+    evidence = no_inject.guarantee("TRC-ONE-TRACE-PER-FLOW").evidence[0]
     # one row per span, labelled `service: name [KIND]`
     assert svg.count('<g class="span') == len(evidence["spans"])
     assert "user-service: publish user.created [PRODUCER]" in svg
@@ -168,7 +182,7 @@ def test_waterfall_marks_the_gap(no_inject: dict[str, Any]) -> None:
     assert "context was not injected on publish" in section[gap : section.index("<svg")]
 
 
-def test_evidence_shows_query_and_both_sides(no_inject: dict[str, Any]) -> None:
+def test_evidence_shows_query_and_both_sides(no_inject: RunResults) -> None:
     page = render_report(no_inject)
     section = page[page.index('id="g-PROP-TRACESTATE-PASSED"') :]
     section = section[: section.index("</details>")]
@@ -180,13 +194,13 @@ def test_evidence_shows_query_and_both_sides(no_inject: dict[str, Any]) -> None:
     assert "app_name:=&quot;order-service&quot;" in logsql[:4000]
 
 
-def test_everything_is_escaped_and_long_values_truncated(no_inject: dict[str, Any]) -> None:
-    results = copy.deepcopy(no_inject)
+def test_everything_is_escaped_and_long_values_truncated(no_inject_data: dict[str, Any]) -> None:
+    results = copy.deepcopy(no_inject_data)
     g = guarantee(results, "PROP-TRACESTATE-PASSED")
     g["statement"] = "<script>alert(1)</script>"
     g["evidence"][0]["seen"] = "x" * 5000
     g["evidence"][0]["check"] = '"><img src=x onerror=alert(1)>'
-    page = render_report(results)
+    page = render_report(RunResults.from_dict(results))
     assert "<script>alert" not in page
     assert "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -223,14 +237,14 @@ def test_huge_trace_caps_rows_and_keeps_the_gap() -> None:
     assert "▶ order-service: step 1200 [CLIENT]" in svg
 
 
-def test_write_report(tmp_path: Path, no_inject: dict[str, Any]) -> None:
+def test_write_report(tmp_path: Path, no_inject: RunResults) -> None:
     path = write_report(no_inject, tmp_path / "out" / "report.html")
     assert path.exists()
     assert path.read_text(encoding="utf-8") == render_report(no_inject)
     assert path.stat().st_size < 1_000_000
 
 
-def test_junit(tmp_path: Path, no_inject: dict[str, Any], passing: dict[str, Any]) -> None:
+def test_junit(tmp_path: Path, no_inject: RunResults, passing: RunResults) -> None:
     root = ET.parse(write_junit(no_inject, tmp_path / "junit.xml")).getroot()
     cases = root.findall("./testsuite/testcase")
     assert len(cases) == 42
@@ -253,11 +267,11 @@ def test_junit(tmp_path: Path, no_inject: dict[str, Any], passing: dict[str, Any
     assert ok.findall("./testsuite/testcase/failure") == []
 
 
-def test_junit_should_failure_and_skip(tmp_path: Path, passing: dict[str, Any]) -> None:
-    results = copy.deepcopy(passing)
+def test_junit_should_failure_and_skip(tmp_path: Path, passing_data: dict[str, Any]) -> None:
+    results = copy.deepcopy(passing_data)
     guarantee(results, "MET-ROUTE-CARDINALITY")["outcome"] = "failed"
     guarantee(results, "MET-TARGET-UP")["outcome"] = "skipped"
-    root = ET.parse(write_junit(results, tmp_path / "j.xml")).getroot()
+    root = ET.parse(write_junit(RunResults.from_dict(results), tmp_path / "j.xml")).getroot()
     case = root.find(".//testcase[@name='MET-ROUTE-CARDINALITY']")
     assert case is not None and case.find("failure") is not None
     assert case.find("./properties/property[@name='level']").get("value") == "SHOULD"
@@ -265,8 +279,8 @@ def test_junit_should_failure_and_skip(tmp_path: Path, passing: dict[str, Any]) 
     assert root.get("failures") == "1" and root.get("skipped") == "1"
 
 
-def test_compare(no_inject: dict[str, Any], passing: dict[str, Any]) -> None:
-    failed = sorted(g["id"] for g in no_inject["guarantees"] if g["outcome"] == "failed")
+def test_compare(no_inject: RunResults, passing: RunResults) -> None:
+    failed = sorted(g.id for g in no_inject.guarantees if g.outcome == "failed")
     broke = compare_results(passing, no_inject)
     assert sorted(broke["newly_failed"]) == failed
     assert broke["fixed"] == broke["still_failing"] == []
@@ -282,15 +296,15 @@ def test_compare(no_inject: dict[str, Any], passing: dict[str, Any]) -> None:
     assert "TRC-SINGLE-ROOT" in text and "passed -> failed" in text
 
 
-def test_compare_added_and_removed(passing: dict[str, Any]) -> None:
-    new = copy.deepcopy(passing)
+def test_compare_added_and_removed(passing_data: dict[str, Any]) -> None:
+    new = copy.deepcopy(passing_data)
     gone = new["guarantees"].pop(0)
     new["guarantees"].append({**gone, "id": "MET-NEW-ONE"})
-    diff = compare_results(passing, new)
+    diff = compare_results(RunResults.from_dict(passing_data), RunResults.from_dict(new))
     assert diff["removed"] == [gone["id"]]
     assert diff["new_guarantees"] == ["MET-NEW-ONE"]
     assert "removed (1)" in render_comparison(diff)
 
 
-def guarantee_ids(results: dict[str, Any], outcome: str) -> list[str]:
-    return [g["id"] for g in results["guarantees"] if g["outcome"] == outcome]
+def guarantee_ids(results: RunResults, outcome: str) -> list[str]:
+    return [g.id for g in results.guarantees if g.outcome == outcome]

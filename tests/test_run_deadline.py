@@ -34,7 +34,10 @@ def test_a_hung_run_fails_naming_what_it_waited_for(tmp_path: Path) -> None:
         cwd=tmp_path,
         timeout=60,
     )
-    assert proc.returncode == 2, proc.stdout  # pytest: interrupted
+    assert proc.returncode == 1, proc.stdout  # the verdict: the MUST in progress failed
+    assert "verdict: FAIL (exit 1): 1 of 1 MUST guarantees failed; the run stopped early: " in (
+        proc.stdout
+    )
     assert "the run exceeded --run-timeout=1s" in proc.stdout
     assert "waiting for: a condition that never holds" in proc.stdout
     assert proc.stdout.rstrip().splitlines()[-1].startswith("1 failed in")  # the run stopped

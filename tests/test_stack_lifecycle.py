@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from stack import binaries
@@ -65,7 +66,7 @@ def test_a_failing_component_is_named_with_its_log_and_everything_else_stops(
     started: list[int] = []
     original_launch = stack._launch
 
-    def recording_launch(component, ctx):  # noqa: ANN001 - test spy
+    def recording_launch(component, ctx):  # test spy
         original_launch(component, ctx)
         started.append(stack.processes[component.name].pid)
 
@@ -114,6 +115,57 @@ def test_up_json_prints_endpoints_and_sigterm_stops_everything() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.stack
+def test_two_ups_run_side_by_side_and_stop_independently(tmp_path: Path) -> None:
+    env = {**os.environ, "OBSCONF_UP_STATE": str(tmp_path / "up")}
+    command = [sys.executable, "-m", "conformance.cli", "up", "--json", "--no-services"]
+    ups: list[subprocess.Popen[str]] = []
+
+    def down(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "conformance.cli", "down", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=90,
+        )
+
+    try:
+        infos = []
+        for _ in range(2):  # one after the other: two stacks picking free ports at once may race
+            proc = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            )
+            ups.append(proc)
+            line = proc.stdout.readline()
+            assert line, f"no endpoints printed; stderr: {proc.stderr.read()[-2000:]}"
+            infos.append(json.loads(line))
+        first, second = ups
+        assert infos[0]["prometheus"] != infos[1]["prometheus"]
+        assert sorted(p.name for p in (tmp_path / "up").iterdir()) == sorted(
+            f"{p.pid}.json" for p in ups
+        )
+        refused = down()
+        assert refused.returncode == 2, refused.stderr
+        assert all(f"pid {p.pid}: local stack" in refused.stderr for p in ups), refused.stderr
+        assert first.poll() is None and second.poll() is None, "a refused down stops nothing"
+        stopped = down(str(first.pid))
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert first.wait(timeout=60) == 0
+        assert not Path(infos[0]["log_dir"]).parent.exists(), "first run dir removed"
+        assert second.poll() is None, "the other stack keeps running"
+        assert httpx.get(f"{infos[1]['prometheus']}/-/ready", timeout=5).status_code == 200
+        assert [p.name for p in (tmp_path / "up").iterdir()] == [f"{second.pid}.json"]
+        assert down("--all").returncode == 0
+        assert second.wait(timeout=60) == 0
+        assert not list((tmp_path / "up").iterdir())
+    finally:
+        for proc in ups:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def _descendants(pid: int) -> list[int]:

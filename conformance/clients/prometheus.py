@@ -34,15 +34,6 @@ class PrometheusClient:
             return [Sample({}, float(data["result"][1]))]
         return [Sample(r["metric"], float(r["value"][1])) for r in data["result"]]
 
-    def query_range(self, promql: str, start: float, end: float, step: str = "1s") -> list[dict]:
-        data = self._api(
-            "query_range",
-            {"query": promql, "start": str(start), "end": str(end), "step": step},
-            f"PromQL range {promql!r}",
-        )
-        assert isinstance(data, dict)
-        return list(data["result"])
-
     def value(self, promql: str) -> float | None:
         """The single value of a query that yields at most one sample (None when empty)."""
         samples = self.query(promql)

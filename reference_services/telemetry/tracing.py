@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI  # noqa: E402
-from opentelemetry import propagate, trace  # noqa: E402
-from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: E402
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: E402
-from opentelemetry.instrumentation.propagators import (  # noqa: E402
+from fastapi import FastAPI
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.propagators import (
     TraceResponsePropagator,
     set_global_response_propagator,
 )
-from opentelemetry.instrumentation.pymongo import PymongoInstrumentor  # noqa: E402
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor  # noqa: E402
-from opentelemetry.propagators.composite import CompositePropagator  # noqa: E402
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler  # noqa: E402
-from opentelemetry.trace import Status, StatusCode  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
+from opentelemetry.trace import Status, StatusCode
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reference_services import faults  # noqa: E402  (before the instrumentations below)
-from reference_services.telemetry.propagation import TraceContextPropagator  # noqa: E402
+from reference_services import faults
+from reference_services.telemetry.propagation import TraceContextPropagator
 
 # Health probes and scrapes are not traced: they would bury the traces tests look for.
 UNTRACED_URLS = "/health,/metrics"
@@ -58,10 +58,6 @@ def sampler() -> Sampler:
     """The incoming traceparent's sampled flag decides (a new trace is always sampled);
     `ignore-sampled-flag` records every request."""
     return ALWAYS_ON if faults.enabled("ignore-sampled-flag") else ParentBased(ALWAYS_ON)
-
-
-def tracing_enabled() -> bool:
-    return _provider is not None
 
 
 def instrument_app(app: FastAPI) -> None:

@@ -1,0 +1,307 @@
+"""The results of a conformance run: one typed model, and the one verdict it gives.
+
+`results.json` is `RunResults.to_dict()`; the HTML report, the JUnit XML, `reports.compare`
+and `obsconf reproduce` read a run through this model (`load_results`, `RunResults.from_dict`),
+never as raw dicts. The verdict — PASS, FAIL or INCOMPLETE — and the
+exit status of a run come from `verdict()` alone:
+
+- PASS, exit 0: no MUST failed, no declared bug passed, and every MUST ran (or is declared
+  `not_applicable`).
+- FAIL, exit 1: a MUST guarantee failed, or a guarantee declared `bug` passed (XPASS: the
+  declaration is stale).
+- INCOMPLETE, exit 6: nothing failed, but a MUST was skipped without a `not_applicable`
+  declaration (a capability the target does not declare, such as `error_hook`, or a declared
+  `missing_feature`), or nothing ran, or the run stopped early.
+
+A failed SHOULD guarantee is reported and does not change the verdict; a declared bug that
+fails as expected (XFAIL) does not either.
+
+Schema versions: 1 is the unversioned document written before deviations and the verdict
+were recorded (read as is: no deviations, verdict recomputed); 2 adds `schema_version`,
+`verdict`, `stopped`, `deviations` and a `deviation` per guarantee.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance.catalog import Guarantee
+from conformance.deviations import NOT_APPLICABLE, Deviation
+
+SCHEMA_VERSION = 2
+PASSED, FAILED, SKIPPED, XFAILED, XPASSED = "passed", "failed", "skipped", "xfailed", "xpassed"
+OUTCOMES = (PASSED, FAILED, SKIPPED, XFAILED, XPASSED)
+# Outcomes that count as a failure of the guarantee (for the verdict when MUST, and compare).
+FAILING = (FAILED, XPASSED)
+
+PASS, FAIL, INCOMPLETE = "PASS", "FAIL", "INCOMPLETE"
+EXIT_CODES = {PASS: 0, FAIL: 1, INCOMPLETE: 6}
+
+
+class ResultsError(ValueError):
+    """A results document that this version cannot read (malformed, or a newer schema)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # PASS | FAIL | INCOMPLETE
+    reason: str
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "exit_code": self.exit_code, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class GuaranteeResult:
+    """One guarantee's outcome in a run, folded over the tests that verify it."""
+
+    id: str
+    level: str  # MUST | SHOULD
+    family: str
+    statement: str
+    outcome: str  # one of OUTCOMES
+    message: str = ""
+    tests: tuple[str, ...] = ()
+    evidence: tuple[Mapping[str, Any], ...] = ()
+    deviation: Deviation | None = None
+
+    @property
+    def failing(self) -> bool:
+        """Failed, or declared a bug and passed."""
+        return self.outcome in FAILING
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "level": self.level,
+            "family": self.family,
+            "statement": self.statement,
+            "outcome": self.outcome,
+            "message": self.message,
+            "tests": list(self.tests),
+            "evidence": [dict(e) for e in self.evidence],
+            "deviation": self.deviation.as_dict() if self.deviation else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GuaranteeResult:
+        gid = str(data["id"])
+        outcome = str(data.get("outcome"))
+        if outcome not in OUTCOMES:
+            raise ResultsError(f"guarantee {gid}: unknown outcome {outcome!r}")
+        deviation = data.get("deviation")
+        return cls(
+            id=gid,
+            level=str(data.get("level", "")),
+            family=str(data.get("family") or gid.split("-", 1)[0]),
+            statement=str(data.get("statement", "")),
+            outcome=outcome,
+            message=str(data.get("message") or ""),
+            tests=tuple(str(t) for t in data.get("tests") or ()),
+            evidence=tuple(data.get("evidence") or ()),
+            deviation=Deviation.from_dict(deviation) if deviation else None,
+        )
+
+
+def verdict(guarantees: Sequence[GuaranteeResult], stopped: str | None = None) -> Verdict:
+    """The verdict of a run (see the module docstring for the rules and exit codes)."""
+    must = [g for g in guarantees if g.level == "MUST"]
+    failed = [g for g in must if g.outcome == FAILED]
+    xpassed = [g for g in guarantees if g.outcome == XPASSED]
+    excused = [g for g in must if g.outcome == SKIPPED and _not_applicable(g)]
+    unverified = [g for g in must if g.outcome == SKIPPED and not _not_applicable(g)]
+    xfailed = [g for g in guarantees if g.outcome == XFAILED]
+    should_failed = [g for g in guarantees if g.level != "MUST" and g.outcome == FAILED]
+    notes = []
+    if xfailed:
+        notes.append(f"{len(xfailed)} declared bug(s) failed as expected ({_ids(xfailed)})")
+    if excused:
+        notes.append(f"{len(excused)} MUST declared not_applicable ({_ids(excused)})")
+    if should_failed:
+        notes.append(f"{len(should_failed)} SHOULD failed (reported only)")
+    if stopped:
+        notes.append(f"the run stopped early: {stopped}")
+    tail = "".join(f"; {n}" for n in notes)
+    if failed or xpassed:
+        parts = []
+        if failed:
+            parts.append(f"{len(failed)} of {len(must)} MUST guarantees failed")
+        if xpassed:
+            parts.append(
+                f"{len(xpassed)} declared bug(s) passed: remove the declaration ({_ids(xpassed)})"
+            )
+        return Verdict(FAIL, "; ".join(parts) + tail)
+    if stopped:
+        return Verdict(INCOMPLETE, f"no MUST failed{tail}")
+    if not guarantees:
+        return Verdict(INCOMPLETE, "no guarantee ran")
+    if unverified:
+        why = ", ".join(
+            f"{g.id} ({g.deviation.describe()})" if g.deviation else g.id for g in unverified
+        )
+        return Verdict(
+            INCOMPLETE,
+            f"no MUST failed, but {len(unverified)} of {len(must)} MUST were not verified: "
+            f"{why}{tail}",
+        )
+    passed = sum(g.outcome == PASSED for g in must)
+    if not must:
+        return Verdict(PASS, f"no MUST guarantee was selected; nothing failed{tail}")
+    return Verdict(PASS, f"all {passed} MUST guarantees passed{tail}")
+
+
+def _not_applicable(g: GuaranteeResult) -> bool:
+    return g.deviation is not None and g.deviation.kind == NOT_APPLICABLE
+
+
+def _ids(guarantees: Iterable[GuaranteeResult]) -> str:
+    return ", ".join(g.id for g in guarantees)
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """A whole run: what was graded, every guarantee that ran, and the declarations."""
+
+    guarantees: tuple[GuaranteeResult, ...]
+    target: str | None = None
+    faults: tuple[str, ...] = ()
+    grafana: str | None = None
+    duration_s: float | None = None
+    # Every deviation the target declares, run or not (by guarantee id).
+    deviations: Mapping[str, Deviation] = field(default_factory=dict)
+    stopped: str | None = None  # why the run ended before its last test, if it did
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict(self.guarantees, self.stopped)
+
+    def guarantee(self, gid: str) -> GuaranteeResult | None:
+        return next((g for g in self.guarantees if g.id == gid), None)
+
+    def count(self, outcome: str) -> int:
+        return sum(g.outcome == outcome for g in self.guarantees)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "target": self.target,
+            "faults": list(self.faults),
+            "grafana": self.grafana,
+            "duration_s": self.duration_s,
+            "stopped": self.stopped,
+            "verdict": self.verdict.as_dict(),
+            "deviations": {gid: d.as_dict() for gid, d in self.deviations.items()},
+            "guarantees": [g.as_dict() for g in self.guarantees],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResults:
+        if not isinstance(data, Mapping) or not isinstance(data.get("guarantees"), list):
+            raise ResultsError("not an obsconf results document (no `guarantees` list)")
+        version = data.get("schema_version", 1)
+        if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+            raise ResultsError(
+                f"results schema_version {version!r} is not readable by this obsconf "
+                f"(reads 1 to {SCHEMA_VERSION})"
+            )
+        try:
+            return cls(
+                guarantees=tuple(GuaranteeResult.from_dict(g) for g in data["guarantees"]),
+                target=data.get("target"),
+                faults=tuple(data.get("faults") or ()),
+                grafana=data.get("grafana"),
+                duration_s=data.get("duration_s"),
+                deviations={
+                    str(gid): Deviation.from_dict(d)
+                    for gid, d in (data.get("deviations") or {}).items()
+                },
+                stopped=data.get("stopped"),
+                schema_version=version,
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, ResultsError):
+                raise
+            raise ResultsError(f"malformed results document: {error!r}") from error
+
+
+def load_results(path: str | Path) -> RunResults:
+    """Read a results.json (any schema version this obsconf knows)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ResultsError(f"{path}: cannot read results: {error}") from error
+    try:
+        return RunResults.from_dict(data)
+    except ResultsError as error:
+        raise ResultsError(f"{path}: {error}") from error
+
+
+def write_results(results: RunResults, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results.to_dict(), indent=2, default=str))
+    return path
+
+
+# --- folding test reports into guarantee results ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """One pytest report of a test that verifies guarantees (a phase that ran or skipped)."""
+
+    nodeid: str
+    guarantees: tuple[str, ...]
+    when: str
+    outcome: str  # one of OUTCOMES
+    message: str = ""
+    evidence: tuple[Mapping[str, Any], ...] = ()
+    duration_s: float = 0.0
+
+
+# How a guarantee's tests fold: the first outcome present wins. A declared bug with one test
+# still failing is still there (XFAIL), even if another of its tests passed.
+_PRECEDENCE = (FAILED, XFAILED, XPASSED, PASSED, SKIPPED)
+
+
+def fold(
+    records: Iterable[Record],
+    catalog: Mapping[str, Guarantee],
+    deviations: Mapping[str, Deviation] | None = None,
+) -> tuple[GuaranteeResult, ...]:
+    """One result per guarantee that has a record, in catalog order."""
+    deviations = deviations or {}
+    by_id: dict[str, list[Record]] = {}
+    for record in records:
+        for gid in record.guarantees:
+            by_id.setdefault(gid, []).append(record)
+    folded = []
+    for gid, guarantee in catalog.items():
+        runs = by_id.get(gid)
+        if not runs:
+            continue
+        outcome = next(o for o in _PRECEDENCE if any(r.outcome == o for r in runs))
+        chosen = [r for r in runs if r.outcome == outcome] if outcome != PASSED else runs
+        folded.append(
+            GuaranteeResult(
+                id=gid,
+                level=guarantee.level,
+                family=guarantee.family,
+                statement=guarantee.statement,
+                outcome=outcome,
+                message=chosen[0].message,
+                tests=tuple(dict.fromkeys(r.nodeid for r in runs)),
+                evidence=tuple(e for r in chosen for e in r.evidence),
+                deviation=deviations.get(gid),
+            )
+        )
+    return tuple(folded)
