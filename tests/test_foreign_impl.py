@@ -1,6 +1,7 @@
 """A foreign implementation (tests/foreign_impl: stdlib HTTP server, hand-made spans and
 metrics) graded with one `obsconf run --target`: the harness starts it by its start commands
-on a local stack, scrapes it, ships its logs, and leaves no process behind, Ctrl-C included."""
+on a local stack, scrapes it, ships its logs, and leaves no process behind, Ctrl-C and SIGTERM
+included."""
 
 from __future__ import annotations
 
@@ -89,7 +90,10 @@ def test_obsconf_run_starts_grades_and_stops_the_foreign_implementation(tmp_path
     assert not processes_of(run), "processes of the run outlived it"
 
 
-def test_ctrl_c_stops_the_foreign_implementation_and_the_stack(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_the_foreign_implementation_and_the_stack(
+    tmp_path: Path, signum: int
+) -> None:
     run = secrets.token_hex(6)
     proc = obsconf_run(tmp_path, run, "-k", "LOAD")
     try:
@@ -114,7 +118,7 @@ def test_ctrl_c_stops_the_foreign_implementation_and_the_stack(tmp_path: Path) -
             describe="the three foreign services to answer /health",
         )
         assert len(processes_of(run)) > 3, "the stack's components carry the mark too"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
