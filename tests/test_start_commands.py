@@ -227,3 +227,29 @@ def test_a_started_service_is_scraped_with_the_targets_service_label(
     finally:
         _stop(closers)
         prometheus.close()
+
+
+def test_the_reference_start_command_takes_faults_and_the_consumer_relation(
+    tmp_path: Path,
+) -> None:
+    target = parse_target(
+        {
+            "name": "ref",
+            "services": {"start": "reference"},
+            "capabilities": {"consumer_relation": "link", "span_flush_interval": 0.2},
+            "backends": {"start": "local"},
+        }
+    )
+    spec = target.service("order")
+    services = ServiceProcesses(
+        _endpoints(tmp_path),
+        {spec.name: ("order", spec.start)},
+        run_values("drop-logs,no-inject", target.consumer_relation, target.span_flush_interval),
+    )
+    services.ports[spec.name] = 1234
+    env = services.environment(spec.name)
+    assert services.argv(spec.name)[1:] == ["-m", "reference_services.order"]
+    assert env["OBSCONF_FAULTS"] == "drop-logs,no-inject"
+    assert env["OBSCONF_CONSUMER_RELATION"] == "link"
+    assert env["OBSCONF_PORT"] == "1234" and env["PYTHONUNBUFFERED"] == "1"
+    assert services.template_values(spec.name)["span_flush_interval_ms"] == "200"
