@@ -18,10 +18,14 @@ a test keeps the document and these tables equal.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import string
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +41,7 @@ from stack.waiting import PollTimeout, poll
 READY_TIMEOUT = 30.0
 CALL_HOST = "127.0.0.1"  # where the suite calls the services (they bind endpoints.service_host)
 LOG_TAIL_LINES = 30
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 
 # Every placeholder a start command, working directory or environment value may use.
 PLACEHOLDERS: dict[str, str] = {
@@ -240,9 +245,25 @@ class ServiceProcesses:
         return dict(self.urls)
 
     def stop(self) -> None:
-        """Stop every service's process group and unregister its scrape target. Idempotent."""
-        for name in list(self.processes):
-            self.stop_service(name)
+        """Stop every service's process group and unregister its scrape target. Idempotent.
+
+        Every group gets SIGTERM at once (their graceful shutdowns overlap), then SIGKILL
+        after `STOP_GRACE` seconds, also for what a service left behind in its group."""
+        running = [p for p in self.processes.values() if p.proc is not None]
+        for process in running:
+            if process.exited() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for process in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.proc.wait(timeout=5.0)
+        for name in self.processes:
             if self.endpoints.scrape_dir:
                 (Path(self.endpoints.scrape_dir) / f"{name}.json").unlink(missing_ok=True)
         self.processes.clear()
