@@ -8,7 +8,10 @@ Exit status: the run's verdict (`conformance.results.verdict`): 0 PASS, 1 FAIL, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ import pytest
 from conformance.catalog import broken_by
 from conformance.results import FAILED, ResultsError, load_results
 from conformance.target import TargetError, load_target
+from stack.services import PREDEFINED
 
 SUITE_DIR = Path(__file__).resolve().parent
 DEFAULT_TARGET = SUITE_DIR.parent / "targets" / "reference.yaml"
@@ -63,11 +67,12 @@ def run(
     """Validate the target, run the suite, return its exit status."""
     target = target or DEFAULT_TARGET
     try:
-        load_target(target)
+        loaded = load_target(target)
     except TargetError as error:
         print(f"obsconf run: {error}")
         return 2
-    if faults:
+    reference = PREDEFINED["reference"]
+    if faults and any(spec.start == reference for spec in loaded.services.values()):
         from reference_services.faults import UnknownFault, parse_faults
 
         try:
@@ -79,7 +84,22 @@ def run(
     args = suite_args(
         target, out, faults, stack_endpoints, select, stack=stack, run_timeout=run_timeout
     )
-    return int(pytest.main(args))
+    with _sigterm_as_interrupt():
+        return int(pytest.main(args))
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does: pytest tears the session down, so the services
+    and the stack it started are stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def reproduce(

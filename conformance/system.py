@@ -1,9 +1,9 @@
 """The system under test as the suite sees it: service URLs, backend clients, names.
 
 `open_system(target, ...)` starts what the target asks to be started (the local stack, the
-reference services with fault modes), checks every URL answers once — one clear error per
-unreachable URL instead of a timeout per test — and returns a `System`; `close()` stops
-whatever was started.
+services through their start commands, with fault modes if the commands take them), checks
+every URL answers once — one clear error per unreachable URL instead of a timeout per test —
+and returns a `System`; `close()` stops whatever was started.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from conformance.clients.logs import LogsClient
 from conformance.clients.prometheus import PrometheusClient
 from conformance.clients.traces import TracesClient
 from conformance.target import ROLES, Target
-from reference_services.launcher import ReferenceServices, ServiceFailed
 from stack.backends import STARTED_KINDS, make_stack, stack_kind
 from stack.binaries import MissingBinary
 from stack.docker_engine import NoDockerEngine
 from stack.endpoints import Endpoints
 from stack.images import ImagesMissing
 from stack.local import ComponentFailed
+from stack.services import ServiceFailed, ServiceProcesses, run_values
 
 
 class Unreachable(RuntimeError):
@@ -72,6 +72,37 @@ def _check(url: str, what: str) -> None:
         raise Unreachable(f"{what} at {url} answered {response.status_code}: {response.text[:200]}")
 
 
+def start_services(
+    target: Target, endpoints: Endpoints | None, faults: Sequence[str], closers: list
+) -> dict[str, str]:
+    """Start the services the target gives start commands for; role -> base URL of every
+    service (started, or at the target's URL). The stop goes onto `closers` first."""
+    started = {role: spec for role, spec in target.services.items() if spec.start is not None}
+    if faults and not any(spec.start.uses("faults") for spec in started.values()):
+        raise ValueError(
+            f"fault modes ({', '.join(faults)}) need start commands that take them "
+            f"(the {{faults}} placeholder); target {target.name}'s do not"
+        )
+    urls = {role: spec.url for role, spec in target.services.items() if spec.start is None}
+    if not started:
+        return urls
+    if endpoints is None or not (endpoints.log_dir and endpoints.scrape_dir):
+        raise ValueError(
+            f"target {target.name} starts its services, but the stack's endpoints name no log "
+            "or scrape directory: start the stack here (--stack local|containers|auto)"
+        )
+    services = ServiceProcesses(
+        endpoints,
+        {spec.name: (role, spec.start) for role, spec in started.items()},
+        run_values(",".join(faults), target.consumer_relation, target.span_flush_interval),
+        service_label=target.labels["service"],
+    )
+    closers.append(services.stop)
+    by_name = services.start()
+    urls.update({role: by_name[spec.name] for role, spec in started.items()})
+    return urls
+
+
 def open_system(
     target: Target,
     faults: Sequence[str] = (),
@@ -96,8 +127,11 @@ def open_system(
             started = make_stack(kind, overrides=target.backends.images)
             closers.append(started.stop)
             endpoints = started.start()
-        elif target.start_services == "reference":
-            raise ValueError("the reference services need a stack: --stack local|containers|auto")
+        elif target.starts_services:
+            raise ValueError(
+                f"target {target.name} starts its services: that needs a stack "
+                "(--stack local|containers|auto, or --stack-endpoints FILE)"
+            )
         if endpoints is None and not (target.backends.prometheus and target.backends.logs):
             raise ValueError(
                 f"--stack {kind}: target {target.name} names no backend URLs to use; "
@@ -112,18 +146,7 @@ def open_system(
         _check(f"{traces_url}/api/services", "trace store")
 
         names = {role: target.services[role].name for role in ROLES}
-        all_faults = [*target.faults, *faults]
-        if target.start_services == "reference":
-            services = ReferenceServices(
-                endpoints, faults=all_faults, consumer_relation=target.consumer_relation
-            )
-            by_name = services.start()
-            closers.append(services.stop)
-            urls = {role: by_name[names[role]] for role in ROLES}
-        else:
-            if all_faults:
-                raise ValueError("fault modes apply to the reference services only")
-            urls = {role: target.services[role].url for role in ROLES}
+        urls = start_services(target, endpoints, [*target.faults, *faults], closers)
         for role in ROLES:
             _check(f"{urls[role]}/health", f"{names[role]} ({role} service)")
     except BaseException:

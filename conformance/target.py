@@ -1,14 +1,15 @@
 """Target files: what implementation to grade and where its telemetry lands.
 
-A target names the three services (started by us, or already running at URLs), the NATS
-subjects, the metric and label names, capabilities (consumer spans linked instead of
-parented, a hook that answers 5xx), the backends (the local stack, or URLs) and the deviations
-it declares per guarantee (known bug, missing feature, not applicable). A malformed
-file is rejected before anything starts, with the path to the field at fault.
+A target names the three services (started by the harness through start commands, or already
+running at URLs), the NATS subjects, the metric and label names, capabilities (consumer spans
+linked instead of parented, a hook that answers 5xx), the backends (the local stack, or URLs)
+and the deviations it declares per guarantee (known bug, missing feature, not applicable). A
+malformed file is rejected before anything starts, with the path to the field at fault.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,13 @@ import yaml
 from conformance.catalog import catalog
 from conformance.deviations import Deviation, parse_deviations
 from stack.binaries import versions
+from stack.services import (
+    PREDEFINED,
+    READY_TIMEOUT,
+    StartCommand,
+    TemplateError,
+    placeholders_in,
+)
 
 ROLES = ("user", "order", "inventory")
 DEFAULT_NAMES = {"user": "user-service", "order": "order-service", "inventory": "inventory-service"}
@@ -36,6 +44,8 @@ IMAGE_COMPONENTS = tuple(versions()["images"]["upstream"])
 DEFAULT_SPAN_FLUSH_INTERVAL = 5.0  # OTEL_BSP_SCHEDULE_DELAY's default
 STORE_INGEST_S = 0.8  # from export to queryable in the trace store, measured on Jaeger here
 DEFAULT_SUBJECTS = {"user_created": "user.created", "order_created": "order.created"}
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_READY_TIMEOUT = 600.0
 
 
 class TargetError(ValueError):
@@ -46,7 +56,8 @@ class TargetError(ValueError):
 class ServiceSpec:
     role: str
     name: str
-    url: str | None  # None: started by the suite
+    url: str | None  # None: started by the harness with `start`
+    start: StartCommand | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +81,6 @@ class BackendsSpec:
 class Target:
     name: str
     path: Path | None
-    start_services: str | None  # "reference" or None
     services: dict[str, ServiceSpec]
     subjects: dict[str, str]
     metrics: dict[str, str]
@@ -92,6 +102,11 @@ class Target:
 
     def service(self, role: str) -> ServiceSpec:
         return self.services[role]
+
+    @property
+    def starts_services(self) -> bool:
+        """Whether the harness starts any of the services (through start commands)."""
+        return any(spec.start is not None for spec in self.services.values())
 
 
 class _Reader:
@@ -136,6 +151,67 @@ class _Reader:
             raise self.fail(path, f"must be a {'/'.join(schemes)} URL, got {text!r}")
         return text.rstrip("/") if text else None
 
+    def number(self, value: Any, path: str, low: float, high: float, unit: str) -> float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
+            raise self.fail(path, f"must be {unit} between {low:g} and {high:g}, got {value!r}")
+        return float(value)
+
+    def template(self, value: Any, path: str) -> str:
+        """A string (numbers are taken as written) whose placeholders are all known."""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.fail(path, f"must be a string, got {type(value).__name__} {value!r}")
+        text = str(value)
+        try:
+            placeholders_in(text)
+        except TemplateError as error:
+            raise self.fail(path, str(error)) from None
+        return text
+
+    def start(self, value: Any, path: str, base: Path) -> StartCommand | None:
+        """A start command: a predefined one by name, or {command, cwd, env, ready_timeout}."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return PREDEFINED[self.string(value, path, choices=tuple(PREDEFINED))]
+        raw = self.mapping(value, path, {"command", "cwd", "env", "ready_timeout"})
+        argv = raw.get("command")
+        if argv is None:
+            raise self.fail(f"{path}.command", "required field is missing")
+        if not isinstance(argv, list) or not argv:
+            raise self.fail(
+                f"{path}.command",
+                f"must be a non-empty list (the program and its arguments), got {argv!r}",
+            )
+        command = tuple(self.template(a, f"{path}.command[{i}]") for i, a in enumerate(argv))
+        if not command[0].strip():
+            raise self.fail(f"{path}.command[0]", "the program must not be empty")
+        cwd = None
+        if raw.get("cwd") is not None:
+            cwd = self.template(self.string(raw["cwd"], f"{path}.cwd"), f"{path}.cwd")
+            if not placeholders_in(cwd):
+                directory = base / cwd
+                if not directory.is_dir():
+                    raise self.fail(f"{path}.cwd", f"no such directory: {directory}")
+                cwd = str(directory.resolve())
+        env = {}
+        raw_env = raw.get("env") or {}
+        if not isinstance(raw_env, dict):
+            raise self.fail(f"{path}.env", f"must be a mapping, got {type(raw_env).__name__}")
+        for key, text in raw_env.items():
+            if not isinstance(key, str) or not ENV_NAME.match(key):
+                raise self.fail(f"{path}.env.{key}", "not a valid environment variable name")
+            env[key] = self.template(text, f"{path}.env.{key}")
+        timeout = READY_TIMEOUT
+        if raw.get("ready_timeout") is not None:
+            timeout = self.number(
+                raw["ready_timeout"], f"{path}.ready_timeout", 1, MAX_READY_TIMEOUT, "seconds"
+            )
+        return StartCommand(command, cwd, env, timeout, origin=path)
+
 
 def parse_target(data: Any, source: str = "<target>", path: Path | None = None) -> Target:
     r = _Reader(source)
@@ -157,17 +233,35 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     )
     name = r.string(top.get("name"), "name", required=True)
 
+    base = path.parent if path is not None else Path.cwd()
     services_raw = r.mapping(top.get("services"), "services", {"start", *ROLES})
-    start_services = r.string(services_raw.get("start"), "services.start", choices=("reference",))
+    shared = r.start(services_raw.get("start"), "services.start", base)
     services = {}
     for role in ROLES:
-        spec = r.mapping(services_raw.get(role), f"services.{role}", {"name", "url"})
-        url = r.url(spec.get("url"), f"services.{role}.url")
-        if url is None and start_services is None:
-            raise r.fail(f"services.{role}.url", "required unless services.start is 'reference'")
+        where = f"services.{role}"
+        spec = r.mapping(services_raw.get(role), where, {"name", "url", "start"})
+        url = r.url(spec.get("url"), f"{where}.url")
+        own = r.start(spec.get("start"), f"{where}.start", base)
+        if url is not None and own is not None:
+            raise r.fail(
+                f"{where}.url",
+                f"a service is either reached at a url or started by {where}.start, not both",
+            )
+        if url is None and own is None and shared is None:
+            raise r.fail(
+                f"{where}.url",
+                f"required unless services.start or {where}.start says how to start it",
+            )
         services[role] = ServiceSpec(
-            role, r.string(spec.get("name"), f"services.{role}.name") or DEFAULT_NAMES[role], url
+            role,
+            r.string(spec.get("name"), f"{where}.name") or DEFAULT_NAMES[role],
+            url,
+            own or (shared if url is None else None),  # a url keeps services.start off it
         )
+    names = [s.name for s in services.values()]
+    for role, spec in services.items():
+        if names.count(spec.name) > 1:
+            raise r.fail(f"services.{role}.name", f"{spec.name!r} names two services")
 
     def overrides(key: str, defaults: dict[str, str]) -> dict[str, str]:
         given = r.mapping(top.get(key), key, set(defaults))
@@ -227,10 +321,13 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         for key in ("prometheus", "logs", "traces"):
             if getattr(backends, key) is None:
                 raise r.fail(f"backends.{key}", "required unless backends.start names a stack")
-    if start_services == "reference" and start_backends is None:
+    started = [role for role, spec in services.items() if spec.start is not None]
+    if started and start_backends is None:
+        where = "services.start" if shared is not None else f"services.{started[0]}.start"
         raise r.fail(
-            "services.start",
-            "starting the reference services needs backends.start: local, containers or auto",
+            where,
+            "starting services needs backends.start: local, containers or auto (the harness "
+            "must know the stack's log and scrape directories)",
         )
 
     faults = top.get("faults") or []
@@ -240,7 +337,6 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     return Target(
         name=name or "",
         path=path,
-        start_services=start_services,
         services=services,
         subjects=overrides("subjects", DEFAULT_SUBJECTS),
         metrics=overrides("metrics", DEFAULT_METRICS),

@@ -267,7 +267,7 @@ def test_one_dashboard_per_service_on_the_suites_metric_names(datasources):
 
 def test_compose_target_points_at_the_published_ports(services):
     target = load_target(ROOT / "targets/compose.yaml")
-    assert target.start_services is None and target.backends.start is None
+    assert not target.starts_services and target.backends.start is None
 
     def host_port(url: str) -> int:
         parts = urlsplit(url)

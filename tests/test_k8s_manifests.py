@@ -222,7 +222,7 @@ def test_shipper_and_jaeger_configs_match_the_local_stack(objects: list[dict]) -
 
 def test_target_and_port_forwards_agree(objects: list[dict]) -> None:
     target = load_target(REPO / "targets" / "k8s.yaml")
-    assert target.start_services is None and target.backends.start is None
+    assert not target.starts_services and target.backends.start is None
     assert [target.service(role).name for role in ("user", "order", "inventory")] == list(SERVICES)
     script = K8S / "port-forward.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)

@@ -13,13 +13,15 @@ import yaml
 
 from conformance.target import TargetError, load_target, parse_target
 from stack.ports import free_port
+from stack.services import PREDEFINED
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def test_reference_target_loads() -> None:
     target = load_target(REPO / "targets" / "reference.yaml")
-    assert target.start_services == "reference" and target.backends.start == "local"
+    assert target.starts_services and target.backends.start == "local"
+    assert all(spec.start == PREDEFINED["reference"] for spec in target.services.values())
     assert target.service("order").name == "order-service"
     assert target.metrics["requests"] == "http_requests_total"
 
@@ -172,3 +174,130 @@ def test_unreachable_backend_is_one_clear_failure(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "Prometheus is unreachable at http://127.0.0.1:" in output, output[-2000:]
     assert time.monotonic() - started < 30, "one failure, not a timeout per test"
+
+
+# --- start commands -------------------------------------------------------------------------
+
+COMMAND = ["{python}", "-m", "impl", "--role", "{role}", "--port", "{port}"]
+
+
+def _started(services: dict, **top: object) -> dict:
+    return {"name": "theirs", "services": services, "backends": {"start": "local"}, **top}
+
+
+def test_one_start_command_for_every_service_is_templated_per_role(tmp_path: Path) -> None:
+    (tmp_path / "impl").mkdir()
+    file = tmp_path / "theirs.yaml"
+    start = {
+        "command": COMMAND,
+        "cwd": "impl",
+        "env": {"PORT": "{port}", "DB": "{postgres_url}", "WORKERS": 2},
+        "ready_timeout": 90,
+    }
+    file.write_text(yaml.safe_dump(_started({"start": start})))
+    target = load_target(file)
+    assert target.starts_services
+    for spec in target.services.values():
+        assert spec.url is None and spec.start is not None
+        assert spec.start.command == tuple(COMMAND)
+        assert spec.start.cwd == str((tmp_path / "impl").resolve())  # relative to the file
+        assert spec.start.env == {"PORT": "{port}", "DB": "{postgres_url}", "WORKERS": "2"}
+        assert spec.start.ready_timeout == 90.0
+
+
+def test_a_service_may_have_its_own_start_command_or_a_url() -> None:
+    target = parse_target(
+        _started(
+            {
+                "start": {"command": COMMAND},
+                "order": {"name": "orders", "start": {"command": ["./orders", "{port}"]}},
+                "inventory": {"url": "http://127.0.0.1:9"},  # not started: reached at its url
+                "user": {},
+            }
+        ),
+        "t.yaml",
+    )
+    assert target.service("user").start.command == tuple(COMMAND)
+    assert target.service("order").start.command == ("./orders", "{port}")
+    assert target.service("order").start.origin == "services.order.start"
+    assert target.service("inventory").start is None
+
+
+def test_reference_is_a_predefined_start_command() -> None:
+    shorthand = parse_target(_started({"start": "reference"}))
+    per_role = parse_target(
+        _started({r: {"start": "reference"} for r in ("user", "order", "inventory")})
+    )
+    for target in (shorthand, per_role):
+        assert all(s.start == PREDEFINED["reference"] for s in target.services.values())
+    assert PREDEFINED["reference"].uses("faults")
+
+
+@pytest.mark.parametrize(
+    ("services", "path_in_error", "message"),
+    [
+        ({"start": "ours"}, "services.start", "must be one of reference"),
+        ({"start": {"cmd": ["x"]}}, "services.start.cmd", "unknown field"),
+        ({"start": {"env": {}}}, "services.start.command", "required"),
+        ({"start": {"command": "python -m impl"}}, "services.start.command", "non-empty list"),
+        ({"start": {"command": []}}, "services.start.command", "non-empty list"),
+        ({"start": {"command": ["x", "{prot}"]}}, "services.start.command[1]", "{prot}"),
+        ({"start": {"command": ["x", "{port:d}"]}}, "services.start.command[1]", "{port:d}"),
+        ({"start": {"command": ["x", "{port"]}}, "services.start.command[1]", "literal braces"),
+        ({"start": {"command": [["x"]]}}, "services.start.command[0]", "must be a string"),
+        (
+            {"start": {"command": ["x"], "env": {"A": "{nats}"}}},
+            "services.start.env.A",
+            "unknown placeholder {nats}",
+        ),
+        (
+            {"start": {"command": ["x"], "env": {"NOT-A-NAME": "1"}}},
+            "services.start.env.NOT-A-NAME",
+            "environment variable name",
+        ),
+        ({"start": {"command": ["x"], "env": ["A=1"]}}, "services.start.env", "mapping"),
+        ({"start": {"command": ["x"], "cwd": "no/such/dir"}}, "services.start.cwd", "no such"),
+        (
+            {"start": {"command": ["x"], "ready_timeout": 0}},
+            "services.start.ready_timeout",
+            "between 1 and 600",
+        ),
+        (
+            {"start": "reference", "order": {"url": "http://x", "start": {"command": ["x"]}}},
+            "services.order.url",
+            "not both",
+        ),
+        (
+            {"user": {"start": {"command": ["x", "{faults"]}}},
+            "services.user.start.command[1]",
+            "literal braces",
+        ),
+        (
+            {"start": "reference", "order": {"name": "user-service"}},
+            "services.",
+            "names two services",
+        ),
+    ],
+)
+def test_malformed_start_command_names_the_field(
+    services: dict, path_in_error: str, message: str
+) -> None:
+    with pytest.raises(TargetError, match=re.escape(f"t.yaml: {path_in_error}")) as caught:
+        parse_target(_started(services), "t.yaml")
+    assert message in str(caught.value)
+
+
+def test_starting_services_needs_a_stack_to_start() -> None:
+    with pytest.raises(TargetError, match=re.escape("t.yaml: services.user.start: ")):
+        parse_target(
+            {
+                "name": "x",
+                "services": {
+                    "user": {"start": {"command": ["x"]}},
+                    "order": {"url": "http://127.0.0.1:9"},
+                    "inventory": {"url": "http://127.0.0.1:9"},
+                },
+                "backends": {"prometheus": "http://p", "logs": "http://l", "traces": "http://t"},
+            },
+            "t.yaml",
+        )
