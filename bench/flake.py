@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from conformance.matrix import run_suite  # noqa: E402
+from reference_services.negative_controls import run_suite  # noqa: E402
 from stack.local import LocalStack  # noqa: E402
 
 

@@ -1,19 +1,27 @@
-"""The `obsconf` command: install, doctor, up, down, and (as they land) run, trace, faults."""
+"""The suite's commands: install, doctor, images, down, run, trace.
+
+They know no implementation. The `obsconf` program is this parser extended by the reference
+services' own commands (`up`, `faults`, `reproduce`, fault-name checks on `run --fault`),
+which live with those services and build on `build_parser`; `python -m conformance.cli` is the
+suite's commands alone.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from stack import upstate
 from stack.binaries import MissingBinary
+
+Subcommands = argparse._SubParsersAction  # what `add_subparsers` returns
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -27,64 +35,6 @@ def cmd_doctor(_args: argparse.Namespace) -> int:
     from stack.doctor import doctor
 
     return doctor()
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    """Start the stack (and the reference services), print endpoints, run until signalled."""
-    from reference_services.faults import UnknownFault
-    from reference_services.launcher import ReferenceServices, ServiceFailed
-    from stack.backends import make_stack, stack_kind
-    from stack.docker_engine import NoDockerEngine
-    from stack.images import ImagesMissing
-    from stack.local import ComponentFailed
-    from stack.signals import Terminated, install_termination_handlers
-
-    install_termination_handlers()
-    _apply_images(args)
-    services: ReferenceServices | None = None
-    stack = None
-    try:
-        kind = stack_kind(args.stack)
-        if kind == "external":
-            raise ValueError("`obsconf up --stack external` starts nothing: use local/containers")
-        stack = make_stack(kind)
-        started = time.monotonic()
-        endpoints = stack.start()
-        info = endpoints.as_dict()
-        if not args.no_services:
-            services = ReferenceServices(endpoints, faults=args.fault)
-            info["services"] = services.start()
-            info["faults"] = list(args.fault)
-        info["started_in_s"] = round(time.monotonic() - started, 2)
-        info["pid"] = os.getpid()
-        upstate.record(info)
-        if args.json:
-            print(json.dumps(info), flush=True)
-        else:
-            for key, value in info.items():
-                print(f"{key:>12}: {value}", flush=True)
-            print(f"stack is up; Ctrl-C or `obsconf down {os.getpid()}` stops it", flush=True)
-        signal.pause()
-    except (KeyboardInterrupt, Terminated):
-        pass
-    except (
-        MissingBinary,
-        ComponentFailed,
-        ServiceFailed,
-        UnknownFault,
-        NoDockerEngine,
-        ImagesMissing,
-        ValueError,
-    ) as error:
-        print(f"obsconf up: {error}", file=sys.stderr)
-        return 1
-    finally:
-        if services is not None:
-            services.stop()
-        if stack is not None:
-            stack.stop()
-        upstate.forget()
-    return 0
 
 
 DOWN_WAIT_S = 30.0
@@ -147,7 +97,7 @@ def _list_running(running: list[upstate.Entry], stream: TextIO) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from conformance.runner import run
 
-    _apply_images(args)
+    apply_images(args)
     return run(
         args.target,
         args.out,
@@ -157,24 +107,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.stack,
         run_timeout=args.run_timeout,
     )
-
-
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    from conformance.runner import reproduce
-
-    _apply_images(args)
-    return reproduce(args.fault, args.out, args.stack_endpoints, args.stack)
-
-
-def cmd_faults(_args: argparse.Namespace) -> int:
-    """Every fault mode of the reference services and the guarantees it breaks."""
-    from conformance.catalog import broken_by
-    from reference_services.faults import FAULTS
-
-    for name, fault in sorted(FAULTS.items()):
-        ids = ", ".join(g.id for g in broken_by(name)) or "(none: not a negative control yet)"
-        print(f"{name:<26} {fault.description}\n{'':<26} breaks: {ids}")
-    return 0
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -201,7 +133,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return status
 
 
-def _stack_options(p: argparse.ArgumentParser, default_help: str) -> None:
+def stack_options(p: argparse.ArgumentParser, default_help: str) -> None:
     from stack.backends import STACK_KINDS
     from stack.images import IMAGE_SETS
 
@@ -214,7 +146,7 @@ def _stack_options(p: argparse.ArgumentParser, default_help: str) -> None:
     )
 
 
-def _apply_images(args: argparse.Namespace) -> None:
+def apply_images(args: argparse.Namespace) -> None:
     from stack.images import SET_ENV
 
     if getattr(args, "images", None):
@@ -232,7 +164,9 @@ def cmd_images(args: argparse.Namespace) -> int:
         return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.ArgumentParser:
+    """The suite's commands; each extension then adds or changes subcommands (`sub.choices`
+    holds the parsers by name)."""
     parser = argparse.ArgumentParser(prog="obsconf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("install", help="install every stack component (idempotent)")
@@ -240,12 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--containers", action="store_true", help="also docker.io and debootstrap (apt)")
     p.set_defaults(fn=cmd_install)
     sub.add_parser("doctor", help="what is installed, what is missing").set_defaults(fn=cmd_doctor)
-    p = sub.add_parser("up", help="start the stack and the reference services; keep them running")
-    p.add_argument("--json", action="store_true", help="print one JSON line of endpoints")
-    p.add_argument("--no-services", action="store_true", help="the stack only")
-    p.add_argument("--fault", action="append", default=[], help="reference-service fault mode")
-    _stack_options(p, "stack backend (default: $OBSCONF_STACK, else local)")
-    p.set_defaults(fn=cmd_up)
     p = sub.add_parser("images", help="build the local container images (no registry needed)")
     p.add_argument("components", nargs="*", help="only these (default: all)")
     p.set_defaults(fn=cmd_images)
@@ -255,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_down)
     p = sub.add_parser("run", help="run the conformance suite against a target")
     p.add_argument("--target", type=Path, default=None, help="target YAML (default: reference)")
-    p.add_argument("--fault", action="append", default=[], help="reference-service fault mode")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        help="fault mode, passed to the target's start commands as {faults} (repeatable)",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -276,17 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the run may take before the test in progress fails naming what it "
         "waited for (default 900)",
     )
-    _stack_options(p, "stack backend (default: $OBSCONF_STACK, else the target's backends.start)")
+    stack_options(p, "stack backend (default: $OBSCONF_STACK, else the target's backends.start)")
     p.set_defaults(fn=cmd_run)
-    p = sub.add_parser("reproduce", help="start everything with a fault and show what it breaks")
-    p.add_argument("fault")
-    p.add_argument("--out", type=Path, default=Path("obsconf-report"))
-    p.add_argument("--stack-endpoints", type=Path, default=None)
-    _stack_options(p, "stack backend (default: $OBSCONF_STACK, else local)")
-    p.set_defaults(fn=cmd_reproduce)
-    sub.add_parser("faults", help="list the fault modes and what each breaks").set_defaults(
-        fn=cmd_faults
-    )
     p = sub.add_parser("trace", help="fetch a trace, print its tree and any gap")
     p.add_argument("trace_id")
     p.add_argument("--traces", default=None, help="trace store URL (default: the running stack)")
@@ -297,11 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="target YAML: also check the expected service path",
     )
     p.set_defaults(fn=cmd_trace)
+    for extend in extensions:
+        extend(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(
+    argv: list[str] | None = None, extensions: Sequence[Callable[[Subcommands], None]] = ()
+) -> int:
+    args = build_parser(*extensions).parse_args(argv)
     return args.fn(args)
 
 

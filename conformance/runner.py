@@ -1,9 +1,11 @@
-"""`obsconf run` and `obsconf reproduce`: the suite as a command.
+"""`obsconf run`: the suite as a command.
 
 The target file is validated before anything starts; the suite then runs in-process with
 pytest and leaves `report.html`, `results.json` and `junit.xml` in the output directory.
 Exit status: the run's verdict (`conformance.results.verdict`): 0 PASS, 1 FAIL, 6 INCOMPLETE;
-2 when the target file or a fault name is rejected before anything starts.
+2 when the target file is rejected before anything starts. Fault names are the implementation's
+business: they reach its start commands as `{faults}` (the reference services' `obsconf run`
+checks theirs before calling `run`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalog import broken_by
-from conformance.results import FAILED, ResultsError, load_results
 from conformance.target import TargetError, load_target
-from stack.services import PREDEFINED
 
 SUITE_DIR = Path(__file__).resolve().parent
 DEFAULT_TARGET = SUITE_DIR.parent / "targets" / "reference.yaml"
-PLUGINS = ("fixtures.stack", "fixtures.services", "fixtures.conformance")
+PLUGINS = ("fixtures.stack", "fixtures.conformance")
 
 
 def suite_args(
@@ -67,19 +66,10 @@ def run(
     """Validate the target, run the suite, return its exit status."""
     target = target or DEFAULT_TARGET
     try:
-        loaded = load_target(target)
+        load_target(target)
     except TargetError as error:
         print(f"obsconf run: {error}")
         return 2
-    reference = PREDEFINED["reference"]
-    if faults and any(spec.start == reference for spec in loaded.services.values()):
-        from reference_services.faults import UnknownFault, parse_faults
-
-        try:
-            parse_faults(",".join(faults))
-        except UnknownFault as error:
-            print(f"obsconf run: {error}")
-            return 2
     out.mkdir(parents=True, exist_ok=True)
     args = suite_args(
         target, out, faults, stack_endpoints, select, stack=stack, run_timeout=run_timeout
@@ -100,33 +90,3 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def reproduce(
-    fault: str, out: Path, stack_endpoints: Path | None = None, stack: str | None = None
-) -> int:
-    """Start everything with `fault`, run only the guarantees it breaks, show what broke."""
-    guarantees = broken_by(fault)
-    if not guarantees:
-        from reference_services.faults import FAULTS
-
-        print(f"obsconf reproduce: unknown fault {fault!r}; valid: {', '.join(sorted(FAULTS))}")
-        return 2
-    select = " or ".join(g.id for g in guarantees)
-    print(f"reproducing fault {fault!r}: it should break {select.replace(' or ', ', ')}")
-    status = run(None, out, [fault], stack_endpoints, select, stack)
-    try:
-        results = load_results(out / "results.json")
-    except ResultsError as error:
-        print(f"obsconf reproduce: the run wrote no readable results (exit {status}): {error}")
-        return 1
-    caught = [g for g in results.guarantees if g.outcome == FAILED]
-    for g in caught:
-        print(f"\n=== {g.id} ({g.level}) FAILED: {g.statement}\n{g.message}")
-    missed = sorted({g.id for g in guarantees} - {g.id for g in caught})
-    print(f"\nreport: {(out / 'report.html').resolve()}")
-    if missed:
-        print(f"NOT caught: {', '.join(missed)}")
-        return 1
-    print(f"caught: all {len(caught)} guarantee(s) the fault breaks failed, as they should")
-    return 0

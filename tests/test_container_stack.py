@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalog import broken_by, catalog
-from conformance.matrix import run_suite
+from conformance.catalog import catalog
+from reference_services.negative_controls import broken_by, run_suite
 from stack.backends import Stack, resolve_auto
 from stack.containers import LABEL_PID, LABEL_STACK, ContainerStack, sweep
 from stack.docker_engine import NoDockerEngine, docker_client
@@ -63,7 +63,14 @@ def test_no_engine_is_one_clear_error_naming_the_socket_and_the_alternative(
 
 def test_obsconf_up_with_containers_and_no_engine_exits_1_with_the_message() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "up", "--stack=containers", "--no-services"],
+        [
+            sys.executable,
+            "-m",
+            "reference_services.cli",
+            "up",
+            "--stack=containers",
+            "--no-services",
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -134,7 +141,7 @@ def test_obsconf_up_on_containers_leaves_nothing_after_sigint(engine) -> None:
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "reference_services.cli",
             "up",
             "--stack=containers",
             "--no-services",

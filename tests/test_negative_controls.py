@@ -2,8 +2,9 @@
 
 Runs the real conformance suite once with no fault (everything passes) and once per fault mode
 of the reference services, on stacks of their own (two side by side, `OBSCONF_MATRIX_WORKERS`),
-and judges each run against the catalog. A fault run covers the families the fault can affect
-(by the catalog's claim); the baselines cover everything. The reference's link variant
+and judges each run against the reference's table (reference_services/negative_controls.yaml).
+A fault run covers the families the fault can affect (by the table's claim); the baselines
+cover everything. The reference's link variant
 (consumers start a new trace linked to the publish span) runs the baseline and every fault
 that breaks a NATS hop, so each hop fault is proven caught in both consumer relations.
 """
@@ -21,8 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalog import all_faults
-from conformance.matrix import MatrixRun, Verdict, render_matrix, run_matrix
+from reference_services.negative_controls import (
+    MatrixRun,
+    Verdict,
+    all_faults,
+    render_matrix,
+    run_matrix,
+)
 from stack.local import LocalStack
 
 pytestmark = pytest.mark.stack
@@ -44,7 +50,7 @@ RUNS = [
     *[MatrixRun(f) for f in ["", *all_faults()]],
     *[MatrixRun(f, LINK_TARGET) for f in ["", *HOP_FAULTS]],
 ]
-# Stacks side by side, one run at a time on each (see conformance.matrix.run_matrix).
+# Stacks side by side, one run at a time on each (see negative_controls.run_matrix).
 WORKERS = int(os.environ.get("OBSCONF_MATRIX_WORKERS", "2"))
 
 
@@ -110,7 +116,7 @@ def test_obsconf_run_writes_report_results_and_junit(matrix_stack: Path, tmp_pat
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "reference_services.cli",
             "run",
             f"--out={out}",
             f"--stack-endpoints={matrix_stack}",
@@ -135,7 +141,7 @@ def test_obsconf_reproduce_shows_the_broken_hop(matrix_stack: Path, tmp_path: Pa
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "reference_services.cli",
             "reproduce",
             "no-inject",
             f"--out={tmp_path}",

@@ -87,7 +87,7 @@ def test_a_failing_component_is_named_with_its_log_and_everything_else_stops(
 @pytest.mark.stack
 def test_up_json_prints_endpoints_and_sigterm_stops_everything() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli", "up", "--json"],
+        [sys.executable, "-m", "reference_services.cli", "up", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -120,7 +120,7 @@ def test_up_json_prints_endpoints_and_sigterm_stops_everything() -> None:
 @pytest.mark.stack
 def test_two_ups_run_side_by_side_and_stop_independently(tmp_path: Path) -> None:
     env = {**os.environ, "OBSCONF_UP_STATE": str(tmp_path / "up")}
-    command = [sys.executable, "-m", "conformance.cli", "up", "--json", "--no-services"]
+    command = [sys.executable, "-m", "reference_services.cli", "up", "--json", "--no-services"]
     ups: list[subprocess.Popen[str]] = []
 
     def down(*args: str) -> subprocess.CompletedProcess[str]:

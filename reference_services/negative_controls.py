@@ -1,12 +1,17 @@
-"""The negative-control matrix: run the suite once per fault mode and check the catalog's claim.
+"""The reference services' negative controls: which fault breaks which guarantee, and the
+matrix that proves the suite catches each fault, and only what it breaks.
 
-For a fault F the claim is: every guarantee that lists F fails, and every guarantee of a
-family with no guarantee listing F passes (a fault breaks what it names and nothing unrelated).
-With no fault, everything passes. `run_suite` runs the real suite in a subprocess against a
-running stack, so each run starts its own reference services with the fault switched on.
+The table is `negative_controls.yaml` (fault -> the guarantee ids it breaks); `table()` reads
+and checks it against the fault modes (`faults.FAULTS`) and the guarantee catalog
+(`conformance.catalog`), which itself names no implementation.
+
+For a fault F the claim is: every guarantee listed under F fails, and every guarantee of a
+family with no guarantee listed under F passes (a fault breaks what it names and nothing
+unrelated). With no fault, everything passes. `run_suite` runs the real suite in a subprocess
+against a running stack, so each run starts its own reference services with the fault on.
 
 A run may be limited to some families (`families_of(fault)`: those F can affect, by the
-catalog's claim); `judge` then holds the guarantees of the families that did not run to
+table's claim); `judge` then holds the guarantees of the families that did not run to
 nothing. The baseline runs every family, so "everything passes" is always checked in full.
 """
 
@@ -17,14 +22,84 @@ import queue
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-from conformance.catalog import FAMILIES, broken_by, catalog
+import yaml
 
-SUITE_DIR = Path(__file__).resolve().parent
+import conformance
+from conformance.catalog import FAMILIES, Guarantee, catalog
+from reference_services.faults import FAULTS
+
+TABLE_FILE = Path(__file__).with_name("negative_controls.yaml")
+SUITE_DIR = Path(conformance.__file__).resolve().parent
 REPO = SUITE_DIR.parent
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+
+def read_table(path: Path = TABLE_FILE) -> dict[str, Any]:
+    """The table as written (fault -> list of guarantee ids), unchecked."""
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def problems(
+    raw: Mapping[str, Any],
+    guarantees: Mapping[str, Guarantee] | None = None,
+    faults: Mapping[str, object] = FAULTS,
+) -> list[str]:
+    """What is wrong with a table: a fault that is no fault mode, an entry that is not a
+    non-empty list of ids, an id not in the catalog, an id listed twice under one fault."""
+    guarantees = catalog() if guarantees is None else guarantees
+    found = []
+    for fault, ids in raw.items():
+        if fault not in faults:
+            found.append(f"{fault}: not a fault mode of the reference services")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            found.append(f"{fault}: must be a non-empty list of guarantee ids")
+            continue
+        found += [f"{fault}: {gid} is not in the catalog" for gid in ids if gid not in guarantees]
+        twice = sorted(gid for gid in set(ids) if ids.count(gid) > 1)
+        found += [f"{fault}: {gid} is listed twice" for gid in twice]
+    return found
+
+
+def unbroken(
+    raw: Mapping[str, Any], guarantees: Mapping[str, Guarantee] | None = None
+) -> list[str]:
+    """The catalog's guarantee ids that no fault of `raw` breaks (each lacks a negative control)."""
+    guarantees = catalog() if guarantees is None else guarantees
+    listed = {gid for ids in raw.values() if isinstance(ids, list) for gid in ids}
+    return [gid for gid in guarantees if gid not in listed]
+
+
+@cache
+def table() -> dict[str, tuple[str, ...]]:
+    """Fault -> the ids of the guarantees it breaks, in catalog order (checked)."""
+    raw = read_table()
+    found = problems(raw)
+    if found:
+        raise ValueError(f"{TABLE_FILE.name}: " + "; ".join(found))
+    order = {gid: index for index, gid in enumerate(catalog())}
+    return {fault: tuple(sorted(ids, key=order.__getitem__)) for fault, ids in raw.items()}
+
+
+def broken_by(fault: str) -> list[Guarantee]:
+    """The guarantees a fault mode must break, in catalog order (none for an unknown name)."""
+    return [catalog()[gid] for gid in table().get(fault, ())]
+
+
+def all_faults() -> list[str]:
+    """Every fault in the table, sorted."""
+    return sorted(table())
+
+
+# --- the matrix --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -86,7 +161,7 @@ def run_suite(
 
 
 def judge(fault: str, results: dict, ran: list[str] | None = None) -> Verdict:
-    """Compare one run's outcomes with what the catalog says `fault` breaks; `ran` names the
+    """Compare one run's outcomes with what the table says `fault` breaks; `ran` names the
     families the run was limited to (None: all)."""
     outcomes = {g["id"]: g["outcome"] for g in results["guarantees"]}
     named = {g.id for g in broken_by(fault)} if fault else set()

@@ -1,0 +1,201 @@
+"""The `obsconf` program: the suite's commands (`conformance.cli`) and those about the
+reference services, which the suite itself does not know:
+
+- `obsconf up`: the stack and the reference services (with fault modes), until stopped;
+- `obsconf faults`: every fault mode and the guarantees it breaks (`negative_controls.yaml`);
+- `obsconf reproduce FAULT`: start everything with one fault, run only what it breaks;
+- `obsconf run --fault F`: fault names are checked against `faults.FAULTS` before anything
+  starts when the target starts the reference services (exit 2); then the suite runs as
+  `conformance.cli` runs it, the names reaching the start commands as `{faults}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from conformance import cli as suite_cli
+from conformance.results import FAILED, ResultsError, load_results
+from conformance.runner import DEFAULT_TARGET
+from conformance.target import TargetError, load_target
+from stack import upstate
+from stack.binaries import MissingBinary
+from stack.services import PREDEFINED
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start the stack (and the reference services), print endpoints, run until signalled."""
+    from reference_services.faults import UnknownFault
+    from reference_services.launcher import ReferenceServices, ServiceFailed
+    from stack.backends import make_stack, stack_kind
+    from stack.docker_engine import NoDockerEngine
+    from stack.images import ImagesMissing
+    from stack.local import ComponentFailed
+    from stack.signals import Terminated, install_termination_handlers
+
+    install_termination_handlers()
+    suite_cli.apply_images(args)
+    services: ReferenceServices | None = None
+    stack = None
+    try:
+        kind = stack_kind(args.stack)
+        if kind == "external":
+            raise ValueError("`obsconf up --stack external` starts nothing: use local/containers")
+        stack = make_stack(kind)
+        started = time.monotonic()
+        endpoints = stack.start()
+        info = endpoints.as_dict()
+        if not args.no_services:
+            services = ReferenceServices(endpoints, faults=args.fault)
+            info["services"] = services.start()
+            info["faults"] = list(args.fault)
+        info["started_in_s"] = round(time.monotonic() - started, 2)
+        info["pid"] = os.getpid()
+        upstate.record(info)
+        if args.json:
+            print(json.dumps(info), flush=True)
+        else:
+            for key, value in info.items():
+                print(f"{key:>12}: {value}", flush=True)
+            print(f"stack is up; Ctrl-C or `obsconf down {os.getpid()}` stops it", flush=True)
+        signal.pause()
+    except (KeyboardInterrupt, Terminated):
+        pass
+    except (
+        MissingBinary,
+        ComponentFailed,
+        ServiceFailed,
+        UnknownFault,
+        NoDockerEngine,
+        ImagesMissing,
+        ValueError,
+    ) as error:
+        print(f"obsconf up: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if services is not None:
+            services.stop()
+        if stack is not None:
+            stack.stop()
+        upstate.forget()
+    return 0
+
+
+def cmd_faults(_args: argparse.Namespace) -> int:
+    """Every fault mode of the reference services and the guarantees it breaks."""
+    from reference_services.faults import FAULTS
+    from reference_services.negative_controls import broken_by
+
+    for name, fault in sorted(FAULTS.items()):
+        ids = ", ".join(g.id for g in broken_by(name)) or "(none: not a negative control yet)"
+        print(f"{name:<26} {fault.description}\n{'':<26} breaks: {ids}")
+    return 0
+
+
+def fault_error(target: Path | None, faults: Sequence[str]) -> str | None:
+    """Why `faults` cannot be run against `target` (None if they can): a name that is no fault
+    mode, when the target starts the reference services. Other targets' fault names are theirs
+    to check; a target that cannot be read is left to the run to report."""
+    from reference_services.faults import UnknownFault, parse_faults
+
+    if not faults:
+        return None
+    try:
+        loaded = load_target(target or DEFAULT_TARGET)
+    except TargetError:
+        return None
+    if not any(spec.start == PREDEFINED["reference"] for spec in loaded.services.values()):
+        return None
+    try:
+        parse_faults(",".join(faults))
+    except UnknownFault as error:
+        return str(error)
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`conformance.cli`'s run, after checking the fault names."""
+    error = fault_error(args.target, args.fault)
+    if error:
+        print(f"obsconf run: {error}")
+        return 2
+    return suite_cli.cmd_run(args)
+
+
+def reproduce(
+    fault: str, out: Path, stack_endpoints: Path | None = None, stack: str | None = None
+) -> int:
+    """Start everything with `fault`, run only the guarantees it breaks, show what broke."""
+    from conformance.runner import run
+    from reference_services.faults import FAULTS
+    from reference_services.negative_controls import broken_by
+
+    guarantees = broken_by(fault)
+    if not guarantees:
+        print(f"obsconf reproduce: unknown fault {fault!r}; valid: {', '.join(sorted(FAULTS))}")
+        return 2
+    select = " or ".join(g.id for g in guarantees)
+    print(f"reproducing fault {fault!r}: it should break {select.replace(' or ', ', ')}")
+    status = run(None, out, [fault], stack_endpoints, select, stack)
+    try:
+        results = load_results(out / "results.json")
+    except ResultsError as error:
+        print(f"obsconf reproduce: the run wrote no readable results (exit {status}): {error}")
+        return 1
+    caught = [g for g in results.guarantees if g.outcome == FAILED]
+    for g in caught:
+        print(f"\n=== {g.id} ({g.level}) FAILED: {g.statement}\n{g.message}")
+    missed = sorted({g.id for g in guarantees} - {g.id for g in caught})
+    print(f"\nreport: {(out / 'report.html').resolve()}")
+    if missed:
+        print(f"NOT caught: {', '.join(missed)}")
+        return 1
+    print(f"caught: all {len(caught)} guarantee(s) the fault breaks failed, as they should")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    suite_cli.apply_images(args)
+    return reproduce(args.fault, args.out, args.stack_endpoints, args.stack)
+
+
+def extend(sub: suite_cli.Subcommands) -> None:
+    """Add `up`, `reproduce` and `faults` to the suite's commands; check `run --fault`."""
+    p = sub.add_parser("up", help="start the stack and the reference services; keep them running")
+    p.add_argument("--json", action="store_true", help="print one JSON line of endpoints")
+    p.add_argument("--no-services", action="store_true", help="the stack only")
+    p.add_argument("--fault", action="append", default=[], help="reference-service fault mode")
+    suite_cli.stack_options(p, "stack backend (default: $OBSCONF_STACK, else local)")
+    p.set_defaults(fn=cmd_up)
+    p = sub.add_parser("reproduce", help="start everything with a fault and show what it breaks")
+    p.add_argument("fault")
+    p.add_argument("--out", type=Path, default=Path("obsconf-report"))
+    p.add_argument("--stack-endpoints", type=Path, default=None)
+    suite_cli.stack_options(p, "stack backend (default: $OBSCONF_STACK, else local)")
+    p.set_defaults(fn=cmd_reproduce)
+    sub.add_parser("faults", help="list the fault modes and what each breaks").set_defaults(
+        fn=cmd_faults
+    )
+    sub.choices["run"].set_defaults(fn=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = suite_cli.build_parser(extend)
+    parser.description = "obsconf: the conformance suite, and the reference services it ships."
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `obsconf` entry point."""
+    args = build_parser().parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
