@@ -95,18 +95,46 @@ def _list_running(running: list[upstate.Entry], stream: TextIO) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """One target: its report in --out. Several: each in --out/<target name>/, and
+    --out/matrix.html with one column per target; the exit status is FAIL (1) if a run
+    failed, else the first other non-zero status, else 0."""
     from conformance.runner import run
 
     apply_images(args)
-    return run(
-        args.target,
-        args.out,
-        args.fault,
-        args.stack_endpoints,
-        args.k,
-        args.stack,
-        run_timeout=args.run_timeout,
-    )
+    targets = args.target or [None]
+    if len(targets) == 1:
+        return run(
+            targets[0],
+            args.out,
+            args.fault,
+            args.stack_endpoints,
+            args.k,
+            args.stack,
+            run_timeout=args.run_timeout,
+        )
+    from reports.matrix import write_matrix
+
+    outs = target_dirs(args.out, targets)
+    statuses = [
+        run(t, o, args.fault, args.stack_endpoints, args.k, args.stack, args.run_timeout)
+        for t, o in zip(targets, outs, strict=True)
+    ]
+    page = write_matrix(args.out / "matrix.html", [o / "results.json" for o in outs])
+    print(f"implementations side by side: {page}")
+    if 1 in statuses:
+        return 1
+    return next((s for s in statuses if s), 0)
+
+
+def target_dirs(out: Path, targets: list[Path]) -> list[Path]:
+    """One output directory per target under `out`, named by the target file's stem."""
+    dirs: list[Path] = []
+    for target in targets:
+        name, n = target.stem, 2
+        while out / name in dirs:
+            name, n = f"{target.stem}-{n}", n + 1
+        dirs.append(out / name)
+    return dirs
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -182,7 +210,13 @@ def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.Argumen
     p.add_argument("--all", action="store_true", help="stop every running `obsconf up`")
     p.set_defaults(fn=cmd_down)
     p = sub.add_parser("run", help="run the conformance suite against a target")
-    p.add_argument("--target", type=Path, default=None, help="target YAML (default: reference)")
+    p.add_argument(
+        "--target",
+        type=Path,
+        action="append",
+        default=None,
+        help="target YAML (default: reference); several: one run each, and a matrix page",
+    )
     p.add_argument(
         "--fault",
         action="append",

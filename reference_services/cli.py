@@ -120,11 +120,12 @@ def fault_error(target: Path | None, faults: Sequence[str]) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`conformance.cli`'s run, after checking the fault names."""
-    error = fault_error(args.target, args.fault)
-    if error:
-        print(f"obsconf run: {error}")
-        return 2
+    """`conformance.cli`'s run, after checking fault names against every target."""
+    for target in args.target or [None]:
+        error = fault_error(target, args.fault)
+        if error:
+            print(f"obsconf run: {error}")
+            return 2
     return suite_cli.cmd_run(args)
 
 

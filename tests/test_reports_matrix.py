@@ -1,13 +1,16 @@
-"""The multi-implementation page (reports.matrix) on recorded results."""
+"""The multi-implementation page (reports.matrix) on recorded results, and `obsconf run` with
+several targets writing it (the runs themselves replaced: no stack here)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from conformance import cli
 from conformance.deviations import Deviation
 from conformance.results import (
     FAILED,
@@ -120,3 +123,40 @@ def test_the_command_writes_a_page_and_links_each_report(tmp_path: Path) -> None
 )
 def test_the_command_rejects_bad_arguments(argv: list[str], tmp_path: Path) -> None:
     assert main([a if a.endswith(".json") and "/" in a else str(tmp_path / a) for a in argv]) == 2
+
+
+def test_run_with_several_targets_writes_each_run_and_the_matrix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = {"reference": PASS, "reference-link": NO_INJECT}
+    calls = []
+
+    def fake_run(target, out, faults, stack_endpoints, select, stack, run_timeout=None):
+        calls.append((Path(target).stem, out))
+        write_results(load_results(recorded[Path(target).stem]), out / "results.json")
+        return 0 if Path(target).stem == "reference" else 1
+
+    monkeypatch.setattr("conformance.runner.run", fake_run)
+    targets = [Path("targets/reference.yaml"), Path("targets/reference-link.yaml")]
+    args = argparse.Namespace(
+        target=targets,
+        out=tmp_path,
+        fault=[],
+        stack_endpoints=None,
+        k=None,
+        stack=None,
+        run_timeout=None,
+        images=None,
+    )
+    assert cli.cmd_run(args) == 1  # one run failed
+    assert calls == [
+        ("reference", tmp_path / "reference"),
+        ("reference-link", tmp_path / "reference-link"),
+    ]
+    page = (tmp_path / "matrix.html").read_text()
+    assert page.count('<th class="impl">') == 2
+
+
+def test_several_targets_of_one_name_get_their_own_directories(tmp_path: Path) -> None:
+    targets = [Path("a/t.yaml"), Path("b/t.yaml"), Path("c/u.yaml")]
+    assert cli.target_dirs(tmp_path, targets) == [tmp_path / "t", tmp_path / "t-2", tmp_path / "u"]
