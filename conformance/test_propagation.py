@@ -18,6 +18,7 @@ from conformance.w3c import traceparent_problem
 from stack.waiting import PollTimeout, poll
 
 MALFORMED = "00-this-is-not-a-traceparent-01"
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,39 @@ def test_prop_nats_headers(system: System, flow: Flow, evidence) -> None:
         check="traceparent in NATS message headers",
         expected=f"00-<a trace of the flow: {', '.join(flow.traces)}>-<span>-01",
         seen=[f"{m.subject}: {m.headers}" for m in flow.messages],
+    )
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.guarantee("PROP-REQUEST-ID-ON-NATS")
+def test_prop_request_id_on_nats(system: System, flow: Flow, evidence) -> None:
+    """The request's X-Request-ID rides on the messages of every hop, so the lines a consumer
+    writes can be tied to the request that caused them even without a trace."""
+    problems = []
+    for subject in system.target.subjects.values():
+        messages = _messages(flow, subject)
+        if not messages:
+            problems.append(f"no message on {subject} was seen for the flow")
+        for message in messages:
+            seen = message.headers.get(REQUEST_ID_HEADER)
+            other = next((k for k in message.headers if k.lower() == "x-request-id"), None)
+            if seen == flow.call.request_id:
+                continue
+            if seen is None and other is not None:
+                problems.append(
+                    f"{subject}: no '{REQUEST_ID_HEADER}' header, but '{other}' "
+                    f"({message.headers[other]!r}): NATS header names are case-sensitive"
+                )
+            else:
+                problems.append(
+                    f"{subject}: {REQUEST_ID_HEADER} is {seen!r}, the request sent "
+                    f"{flow.call.request_id!r}"
+                )
+    evidence(
+        kind="nats",
+        check="X-Request-ID in the headers of the flow's NATS messages",
+        expected=flow.call.request_id,
+        seen=[f"{m.subject}: {m.headers.get(REQUEST_ID_HEADER)!r}" for m in flow.messages],
     )
     assert not problems, "\n".join(problems)
 

@@ -91,7 +91,8 @@ class EventBus:
             raise PublishFailed("not connected to NATS")
         assert self.nc is not None
         headers = {"Nats-Msg-Id": str(event["event_id"])}
-        if request_id := request_id_var.get():
+        request_id = request_id_var.get()
+        if request_id and not faults.enabled("no-request-id-on-publish"):
             headers[REQUEST_ID_HEADER] = request_id
         with publish_span(subject, headers, parent) as span:
             span.set_attribute("messaging.message.id", str(event["event_id"]))

@@ -48,6 +48,7 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault("drop-tracestate", "tracestate is not propagated on publish"),
         Fault("no-request-id", "X-Request-ID is neither echoed nor logged"),
+        Fault("no-request-id-on-publish", "published NATS messages carry no X-Request-ID"),
         Fault("no-error-status", "5xx responses leave the server span status unset (OK)"),
         Fault("ignore-incoming-context", "incoming traceparent/tracestate headers are ignored"),
         Fault("strict-traceparent", "a malformed traceparent is answered with 400"),
