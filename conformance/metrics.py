@@ -27,7 +27,9 @@ def await_scrape_after(prom: PrometheusClient, job: str, after: float, timeout: 
     it keeps scraping a target of the same job that is gone (a previous run's service on
     another port; measured: 6 of 40 runs on a shared stack read an unchanged counter behind
     such a failed scrape)."""
-    expr = f'max(timestamp(up{{job="{job}"}} == 1))'
+    up = f'up{{job="{job}"}}'
+    # timestamp() gives sample times only of a plain selector (of `up == 1`, the query time)
+    expr = f"max(timestamp({up}) and on (instance, job) {up} == 1)"
     poll(
         lambda: prom.value(expr),
         until=lambda ts: ts is not None and ts > after,
