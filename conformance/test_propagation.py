@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from conformance.checks import check_equal
@@ -67,17 +69,29 @@ def _messages(flow: Flow, subject: str) -> list:
     return [m for m in flow.messages if m.subject == subject]
 
 
-@pytest.mark.guarantee("PROP-NATS-HEADERS")
-def test_prop_nats_headers(system: System, flow: Flow, evidence) -> None:
+def _message_problems(
+    system: System, flow: Flow, problem_of: Callable[[dict[str, str]], str | None]
+) -> list[str]:
+    """`problem_of(headers)` for every message the flow published on each subject, prefixed
+    with the subject; a subject with no message of the flow is a problem too."""
     problems = []
     for subject in system.target.subjects.values():
         messages = _messages(flow, subject)
         if not messages:
             problems.append(f"no message on {subject} was seen for the flow")
-        for message in messages:
-            problem = traceparent_problem(message.headers, list(flow.traces))
-            if problem:
-                problems.append(f"{subject}: {problem}")
+        problems += [
+            f"{subject}: {problem}"
+            for problem in (problem_of(m.headers) for m in messages)
+            if problem is not None
+        ]
+    return problems
+
+
+@pytest.mark.guarantee("PROP-NATS-HEADERS")
+def test_prop_nats_headers(system: System, flow: Flow, evidence) -> None:
+    problems = _message_problems(
+        system, flow, lambda headers: traceparent_problem(headers, list(flow.traces))
+    )
     evidence(
         kind="nats",
         check="traceparent in NATS message headers",
@@ -91,26 +105,20 @@ def test_prop_nats_headers(system: System, flow: Flow, evidence) -> None:
 def test_prop_request_id_on_nats(system: System, flow: Flow, evidence) -> None:
     """The request's X-Request-ID rides on the messages of every hop, so the lines a consumer
     writes can be tied to the request that caused them even without a trace."""
-    problems = []
-    for subject in system.target.subjects.values():
-        messages = _messages(flow, subject)
-        if not messages:
-            problems.append(f"no message on {subject} was seen for the flow")
-        for message in messages:
-            seen = message.headers.get(REQUEST_ID_HEADER)
-            other = next((k for k in message.headers if k.lower() == "x-request-id"), None)
-            if seen == flow.call.request_id:
-                continue
-            if seen is None and other is not None:
-                problems.append(
-                    f"{subject}: no '{REQUEST_ID_HEADER}' header, but '{other}' "
-                    f"({message.headers[other]!r}): NATS header names are case-sensitive"
-                )
-            else:
-                problems.append(
-                    f"{subject}: {REQUEST_ID_HEADER} is {seen!r}, the request sent "
-                    f"{flow.call.request_id!r}"
-                )
+
+    def problem_of(headers: dict[str, str]) -> str | None:
+        seen = headers.get(REQUEST_ID_HEADER)
+        if seen == flow.call.request_id:
+            return None
+        other = next((k for k in headers if k.lower() == REQUEST_ID_HEADER.lower()), None)
+        if seen is None and other is not None:
+            return (
+                f"no '{REQUEST_ID_HEADER}' header, but '{other}' ({headers[other]!r}): NATS "
+                "header names are case-sensitive"
+            )
+        return f"{REQUEST_ID_HEADER} is {seen!r}, the request sent {flow.call.request_id!r}"
+
+    problems = _message_problems(system, flow, problem_of)
     evidence(
         kind="nats",
         check="X-Request-ID in the headers of the flow's NATS messages",
