@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conformance.target import DEFAULT_LABELS, DEFAULT_METRICS
-from stack.endpoints import Endpoints
 from stack.services import CONTRACT_ENV, PLACEHOLDERS, ServiceProcesses, StartCommand, run_values
+from tests.test_start_commands import _endpoints
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "contract.md"
@@ -51,20 +51,6 @@ def test_placeholders_table_is_the_harness_placeholders() -> None:
     assert len(documented) == len(set(documented))
 
 
-def _fake_endpoints(tmp_path: Path) -> Endpoints:
-    return Endpoints(
-        prometheus="http://127.0.0.1:1",
-        logs="http://127.0.0.1:2",
-        traces="http://127.0.0.1:3",
-        otlp="http://127.0.0.1:4318",
-        postgres="postgresql+psycopg://obsconf@127.0.0.1:5432/obsconf",
-        mongodb="mongodb://127.0.0.1:27017",
-        nats="nats://127.0.0.1:4222",
-        log_dir=str(tmp_path),
-        scrape_dir=str(tmp_path),
-    )
-
-
 def test_environment_table_is_what_the_harness_sets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -76,7 +62,7 @@ def test_environment_table_is_what_the_harness_sets(
     for name in CONTRACT_ENV:
         monkeypatch.delenv(name, raising=False)
     services = ServiceProcesses(
-        _fake_endpoints(tmp_path), {"user-service": ("user", StartCommand(("true",)))}
+        _endpoints(tmp_path), {"user-service": ("user", StartCommand(("true",)))}
     )
     services.ports["user-service"] = 41873
     given = services.environment("user-service")
