@@ -57,6 +57,21 @@ def stock_levels(driver: Driver, sku: str) -> Call:
     )
 
 
+def error_paths(system: System, driver: Driver) -> list[Call]:
+    """The `error-paths` scenario (catalog.yaml `scenarios`): each service's rejection and
+    failure paths, once."""
+    calls = [
+        driver.call("user", "POST", "/api/users", json={"name": "", "email": "not-an-email"}),
+        driver.call("user", "GET", "/api/users/999999999", route="/api/users/{id}"),
+        driver.call("order", "POST", "/api/orders", json={"user_id": 0, "items": []}),
+        driver.call("inventory", "POST", "/api/inventory", json={"sku": "", "qty": 0}),
+    ]
+    hook = system.target.error_hook
+    if hook is not None:
+        calls.append(driver.call("user", hook.method, hook.path))
+    return calls
+
+
 def fetch_trace(system: System, trace_id: str) -> list[Span]:
     try:
         return system.traces.trace(trace_id)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from conformance.checks import check_equal
-from conformance.driver import Call, Driver
+from conformance.driver import Call
 from conformance.metrics import (
     await_scrape_after,
     delta,
@@ -51,7 +51,7 @@ def load(system: System) -> Load:
     series = selector(target, target.metrics["requests"], system.names["user"])
     await_scrape_after(system.prometheus, system.names["user"], time.time())
     before = snapshot(system.prometheus, series, labels)
-    drivers = [Driver(system.urls) for _ in range(FLOWS + NOT_FOUND)]
+    drivers = [system.driver() for _ in range(FLOWS + NOT_FOUND)]
 
     def run(i: int) -> Call:
         if i < FLOWS:

@@ -92,7 +92,7 @@ def _snapshots(system: System) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def round_(system: System) -> Round:
     """Send the mix: creates (201), an invalid create (422), reads (200), unknown ids (404)."""
-    driver = Driver(system.urls)
+    driver = system.driver()
     now = time.time()
     for role in system.names:  # requests of earlier tests are counted before the snapshot
         await_scrape_after(system.prometheus, system.names[role], now)
@@ -384,7 +384,7 @@ def business_round(system: System) -> dict[str, tuple[str, float, float, float]]
         "events_consumed": (_business(system, "order", "events_consumed", subject=subject), 2),
     }
     before = {k: settled_value(system, q) for k, (q, _) in queries.items()}
-    driver = Driver(system.urls)
+    driver = system.driver()
     calls = [create_user(driver) for _ in range(2)]
     driver.close()
     assert all(c.status == 201 for c in calls), [c.describe() for c in calls]

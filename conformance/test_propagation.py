@@ -26,7 +26,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 @pytest.fixture(scope="module")
 def continued(system: System) -> tuple:
     """A traced GET and the server spans found under the trace id the suite sent."""
-    driver = Driver(system.urls)
+    driver = system.driver()
     call = get_user(driver, 1)
     driver.close()
     spans = poll_trace_ready(system, call.sent_trace_id)

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from conformance.driver import Driver
 from conformance.metrics import (
     Key,
     await_scrape_after,
@@ -42,7 +41,7 @@ def _machine(system: System, check: str) -> type[RuleBasedStateMachine]:
 
         def __init__(self) -> None:
             super().__init__()
-            self.driver = Driver(system.urls)
+            self.driver = system.driver()
             now = time.time()
             for name in system.names.values():
                 await_scrape_after(system.prometheus, name, now)

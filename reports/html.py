@@ -583,6 +583,14 @@ def _deviation_tag(guarantee: GuaranteeResult) -> str:
     )
 
 
+def _examined_tag(guarantee: GuaranteeResult) -> str:
+    """The sweep's count in the row's summary line: "every" is visibly every."""
+    if not guarantee.examined:
+        return ""
+    kind, count = next(iter(guarantee.examined.items()))
+    return f' <span class="dev">swept {count:,} {esc(kind)}</span>'
+
+
 def _guarantee_row(
     guarantee: GuaranteeResult, grafana_url: str | None, drawn: dict[str, str]
 ) -> str:
@@ -617,6 +625,18 @@ def _guarantee_row(
         body.append(render_evidence(evidence, grafana_url, draw, seen_in))
     if not guarantee.evidence and outcome == PASSED:
         body.append('<p class="muted">No evidence recorded.</p>')
+    if guarantee.fed_by:
+        body.append(
+            '<div class="tests">fed by: '
+            + ", ".join(f"<code>{esc(name)}</code>" for name in guarantee.fed_by)
+            + "</div>"
+        )
+    if guarantee.examined:
+        body.append(
+            '<div class="tests">whole-run sweep examined: '
+            + ", ".join(f"{count:,} {esc(kind)}" for kind, count in guarantee.examined.items())
+            + "</div>"
+        )
     tests = guarantee.tests
     if tests:
         body.append(
@@ -629,7 +649,8 @@ def _guarantee_row(
         f'<span class="badge {esc(outcome)}">{esc(BADGES.get(outcome, outcome.upper()))}</span>'
         f'<span class="lvl {esc(level)}">{esc(level)}</span>'
         f'<span class="gid">{esc(gid)}</span>'
-        f'<span class="stmt">{esc(guarantee.statement)}</span>{_deviation_tag(guarantee)}</summary>'
+        f'<span class="stmt">{esc(guarantee.statement)}</span>{_examined_tag(guarantee)}'
+        f"{_deviation_tag(guarantee)}</summary>"
         f'<div class="body">{"".join(body)}</div></details>'
     )
 

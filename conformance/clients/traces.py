@@ -14,6 +14,9 @@ def _rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+SEARCH_LIMIT = 1000  # traces one search returns at most (callers page by window beyond it)
+
+
 class TraceNotFound(BackendError):
     """The trace store has no trace with that id (yet)."""
 

@@ -41,6 +41,8 @@ class JsonFormatter(logging.Formatter):
             trace_id, span_id = secrets.randbits(128), secrets.randbits(64)
         if faults.enabled("plain-text-logs") and record.name == "reference_services.http":
             return f"{record.levelname} {self.service} {record.getMessage()}"
+        if faults.enabled("plain-text-error-logs") and record.levelno >= logging.ERROR:
+            return f"{record.levelname} {self.service} {record.getMessage()}"
         line: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
