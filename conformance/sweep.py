@@ -15,13 +15,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from conformance.clients.logs import QUERY_LIMIT, LogLine
-from conformance.clients.traces import SEARCH_LIMIT, TraceNotFound
-from conformance.driver import Call
-from conformance.logs import SLACK_S, line_time
-from conformance.system import System
-from conformance.traces.model import Span
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.clients.logs import QUERY_LIMIT, LogLine
+from obsconf.conformance.clients.traces import SEARCH_LIMIT, TraceNotFound
+from obsconf.conformance.driver import Call
+from obsconf.conformance.logs import SLACK_S, line_time
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.model import Span
+from obsconf.stack.waiting import PollTimeout, poll
 
 # Loose on purpose: a span id the suite sent in any traceparent, valid or not, may rightly be
 # (or, for a lenient implementation, wrongly be) a server span's parent; neither is an orphan.

@@ -12,17 +12,17 @@ import re
 
 import pytest
 
-from conformance.clients.logs import LogLine
-from conformance.driver import Call
-from conformance.logs import REQUIRED_KEYS, describe_lines
-from conformance.sweep import (
+from obsconf.conformance.clients.logs import LogLine
+from obsconf.conformance.driver import Call
+from obsconf.conformance.logs import REQUIRED_KEYS, describe_lines
+from obsconf.conformance.sweep import (
     RunOutput,
     confirmed_orphans,
     gather_run,
     lines_during_requests,
     unresolved_trace_ids,
 )
-from conformance.system import System
+from obsconf.conformance.system import System
 
 pytestmark = pytest.mark.whole_run
 
