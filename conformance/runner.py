@@ -12,6 +12,7 @@ checks theirs before calling `run`).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,7 +39,8 @@ def suite_args(
 ) -> list[str]:
     """The pytest command line of one suite run."""
     args = [str(SUITE_DIR), "-p", "no:cacheprovider", "--rootdir", str(SUITE_DIR.parent)]
-    args += ["-p", PLUGIN]  # loaded even with PYTEST_DISABLE_PLUGIN_AUTOLOAD
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        args += ["-p", PLUGIN]  # else the entry point loads it
     args += [f"--target={target}", f"--report-dir={out}"]
     args += [f"--fault={f}" for f in faults]
     if stack_endpoints:
