@@ -6,6 +6,13 @@ OpenTelemetry semantic conventions, HTTP spans, "Status" (docs/http/http-spans.m
 relax the CLIENT half to SHOULD; the SERVER half stays MUST). A 4xx is the client's error, not
 the server's: a server span marked ERROR for it buries real failures in error dashboards.
 5xx -> ERROR is TRC-ERROR-STATUS.
+
+"Attributes": `error.type` is "Conditionally Required If request has ended with an error", and
+note [4]: "If response status code was sent or received and status indicates an error
+according to HTTP span status definition, `error.type` SHOULD be set to the status code number
+(represented as a string), an exception type (if thrown) or a component-specific error
+identifier." A 5xx is such an error on a SERVER span: error.type must be there, in any of
+those forms (TRC-SERVER-ERROR-TYPE).
 """
 
 from __future__ import annotations
@@ -56,6 +63,35 @@ def test_trc_server_4xx_unset(system: System, driver: Driver, evidence) -> None:
             + ", expected UNSET (a 4xx is not a server error)"
             for s in servers
             if s.status != "UNSET"
+        ]
+    if problems:
+        raise AssertionError("\n".join(problems))
+
+
+@pytest.mark.guarantee("TRC-SERVER-ERROR-TYPE")
+def test_trc_server_error_type(system: System, error_paths: list[Call], evidence) -> None:
+    failed = [call for call in error_paths if call.status >= 500]
+    if not failed:
+        pytest.skip("the target declares no capabilities.error_hook answering 5xx")
+    problems = []
+    for call in failed:
+        servers = _server_spans(system, call)
+        evidence(
+            kind="compare",
+            check=f"error.type on the server span of a {call.status}",
+            query=f"trace {call.trace_id}: {call.describe()}",
+            expected="a non-empty error.type",
+            seen=[
+                f"{s.describe()}: error.type={s.attributes.get('error.type')!r}" for s in servers
+            ],
+        )
+        if not servers:
+            problems.append(f"{call.describe()}: no SERVER span of {system.names[call.role]}")
+        problems += [
+            f"{call.describe()}: {s.describe()} has no error.type (the semantic conventions "
+            f"require it when the request ended with an error: e.g. {str(call.status)!r})"
+            for s in servers
+            if not str(s.attributes.get("error.type") or "").strip()
         ]
     if problems:
         raise AssertionError("\n".join(problems))

@@ -55,6 +55,7 @@ FAULTS: dict[str, Fault] = {
         Fault("no-request-id", "X-Request-ID is neither echoed nor logged"),
         Fault("no-request-id-on-publish", "published NATS messages carry no X-Request-ID"),
         Fault("no-error-status", "5xx responses leave the server span status unset (OK)"),
+        Fault("no-error-type", "spans are exported without their error.type attribute"),
         Fault("ignore-incoming-context", "incoming traceparent/tracestate headers are ignored"),
         Fault("strict-traceparent", "a malformed traceparent is answered with 400"),
         Fault(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from fastapi import FastAPI
 from opentelemetry import propagate, trace
@@ -17,8 +18,8 @@ from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import Status, StatusCode
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +31,41 @@ from obsconf.reference_services.telemetry.propagation import TraceContextPropaga
 UNTRACED_URLS = "/health,/metrics"
 
 _provider: TracerProvider | None = None
+
+
+class WithoutErrorType(SpanExporter):
+    """The `no-error-type` fault: spans leave without their `error.type` attribute."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([_without_error_type(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def _without_error_type(span: ReadableSpan) -> ReadableSpan:
+    if "error.type" not in (span.attributes or {}):
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes={k: v for k, v in span.attributes.items() if k != "error.type"},
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -> None:
@@ -46,7 +82,11 @@ def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -
         os.environ.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)
     else:
         os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-    exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces", timeout=5)
+    exporter: SpanExporter = OTLPSpanExporter(
+        endpoint=otlp_endpoint.rstrip("/") + "/v1/traces", timeout=5
+    )
+    if faults.enabled("no-error-type"):
+        exporter = WithoutErrorType(exporter)
     name = {} if faults.enabled("no-service-name") else {SERVICE_NAME: service_name}
     _provider = TracerProvider(resource=Resource.create(name), sampler=sampler())
     _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))

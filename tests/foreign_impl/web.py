@@ -160,8 +160,9 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
                         route, params, missing, Request(self.command, path, query, body), span
                     )
                     span.attributes["http.response.status_code"] = status
-                    if status >= 500 and span.error is None:
-                        span.error = f"HTTP {status}"
+                    if status >= 500:
+                        span.attributes["error.type"] = str(status)
+                        span.error = span.error or f"HTTP {status}"
                     elapsed = time.perf_counter() - started
                     labels = {"method": self.command, "route": template, "code": str(status)}
                     obs.inc(REQUESTS, **labels)
