@@ -51,6 +51,12 @@ def processes_of(run: str) -> dict[int, dict[str, str]]:
     return found
 
 
+def _default_sigint() -> None:
+    """A run started from a background job inherits SIGINT ignored (POSIX shells do that to
+    asynchronous commands); the run under test must see Ctrl-C however the tests were started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def obsconf_run(out: Path, run: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -67,6 +73,7 @@ def obsconf_run(out: Path, run: str, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 

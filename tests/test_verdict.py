@@ -280,7 +280,7 @@ def run_fake_suite(
         "OBSCONF_FAKE_RAN": str(ran),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "obsconf.fixtures.conformance", "-q"]
+        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "obsconf", "-q"]
         + ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), f"--target={target}"]
         + [f"--report-dir={tmp_path / 'out'}"],
         capture_output=True,
