@@ -15,9 +15,10 @@ from pathlib import Path
 
 import httpx
 
-from conformance.clients.logs import LogsClient
+from conformance.clients.logs import LogStore
 from conformance.clients.prometheus import PrometheusClient
-from conformance.clients.traces import TracesClient
+from conformance.clients.registry import DEFAULT_KIND, StoreSpec, open_store
+from conformance.clients.traces import TraceStore
 from conformance.target import ROLES, Target
 from stack.backends import STARTED_KINDS, make_stack, stack_kind
 from stack.binaries import MissingBinary
@@ -50,15 +51,14 @@ class System:
     urls: dict[str, str]  # role -> base URL
     names: dict[str, str]  # role -> service name
     prometheus: PrometheusClient
-    logs: LogsClient
-    traces: TracesClient
+    logs: LogStore
+    traces: TraceStore
     nats_url: str | None
     grafana_url: str | None = None
     _closers: list = field(default_factory=list)
 
     def close(self) -> None:
-        for client in (self.prometheus, self.logs, self.traces):
-            client.close()
+        self.prometheus.close()
         while self._closers:
             self._closers.pop()()
 
@@ -70,6 +70,12 @@ def _check(url: str, what: str) -> None:
         raise Unreachable(f"{what} is unreachable at {url}: {error}") from error
     if response.status_code >= 500:
         raise Unreachable(f"{what} at {url} answered {response.status_code}: {response.text[:200]}")
+
+
+def _store(role: str, target: Target, stack_url: str | None):
+    """The target's log or trace store adapter (the started stack's when it names none)."""
+    spec = getattr(target.backends, role) or StoreSpec(DEFAULT_KIND[role])
+    return open_store(role, spec, stack_url)
 
 
 def start_services(
@@ -138,12 +144,14 @@ def open_system(
                 "give backends.prometheus/logs/traces or a stack to start"
             )
         prometheus_url = target.backends.prometheus or endpoints.prometheus
-        logs_url = target.backends.logs or endpoints.logs
-        traces_url = target.backends.traces or endpoints.traces
+        logs = _store("logs", target, endpoints.logs if endpoints else None)
+        closers.append(logs.close)
+        traces = _store("traces", target, endpoints.traces if endpoints else None)
+        closers.append(traces.close)
         nats_url = target.backends.nats or (endpoints.nats if endpoints else None)
         _check(f"{prometheus_url}/-/ready", "Prometheus")
-        _check(f"{logs_url}/health", "log store")
-        _check(f"{traces_url}/api/services", "trace store")
+        _check(logs.ready_url, f"log store ({logs.kind})")
+        _check(traces.ready_url, f"trace store ({traces.kind})")
 
         names = {role: target.services[role].name for role in ROLES}
         urls = start_services(target, endpoints, [*target.faults, *faults], closers)
@@ -158,8 +166,8 @@ def open_system(
         urls=urls,
         names=names,
         prometheus=PrometheusClient(prometheus_url),
-        logs=LogsClient(logs_url),
-        traces=TracesClient(traces_url),
+        logs=logs,
+        traces=traces,
         nats_url=nats_url,
         grafana_url=target.backends.grafana,
         _closers=closers,
