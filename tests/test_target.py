@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conformance.clients.registry import StoreSpec
 from conformance.target import TargetError, load_target, parse_target
 from stack.ports import free_port
 from stack.services import PREDEFINED
@@ -105,11 +106,69 @@ def test_settle_interval_follows_the_declared_flush_interval() -> None:
             },
             "backends.images.loki",
         ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local", "logs": {"kind": "splunk", "url": "http://l"}},
+            },
+            "backends.logs.kind",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local", "traces": {"kind": "jaeger", "tenant": "a"}},
+            },
+            "backends.traces.tenant",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {
+                    "user": {"url": "http://u"},
+                    "order": {"url": "http://o"},
+                    "inventory": {"url": "http://i"},
+                },
+                "backends": {
+                    "prometheus": "http://p",
+                    "logs": {"kind": "victorialogs"},
+                    "traces": "http://t",
+                },
+            },
+            "backends.logs.url",
+        ),
     ],
 )
 def test_malformed_target_names_the_field(data: dict, path_in_error: str) -> None:
     with pytest.raises(TargetError, match=re.escape(f"t.yaml: {path_in_error}:")):
         parse_target(data, "t.yaml")
+
+
+def test_log_and_trace_stores_are_chosen_by_kind_and_plain_urls_keep_their_meaning() -> None:
+    urls = {role: {"url": f"http://{role}"} for role in ("user", "order", "inventory")}
+    plain = parse_target(
+        {
+            "name": "x",
+            "services": urls,
+            "backends": {"prometheus": "http://p", "logs": "http://l/", "traces": "http://t"},
+        }
+    )
+    assert plain.backends.logs == StoreSpec("victorialogs", "http://l")
+    assert plain.backends.traces == StoreSpec("jaeger", "http://t")
+    chosen = parse_target(
+        {
+            "name": "x",
+            "services": urls,
+            "backends": {
+                "prometheus": "http://p",
+                "logs": {"kind": "loki", "url": "http://loki:3100", "tenant": "team-a"},
+                "traces": {"kind": "tempo", "url": "http://tempo:3200"},
+            },
+        }
+    )
+    assert chosen.backends.logs == StoreSpec("loki", "http://loki:3100", {"tenant": "team-a"})
+    assert chosen.backends.traces == StoreSpec("tempo", "http://tempo:3200")
 
 
 def test_non_yaml_file_is_rejected(tmp_path: Path) -> None:
