@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -72,10 +73,17 @@ def _check(url: str, what: str) -> None:
         raise Unreachable(f"{what} at {url} answered {response.status_code}: {response.text[:200]}")
 
 
-def _store(role: str, target: Target, stack_url: str | None):
-    """The target's log or trace store adapter (the started stack's when it names none)."""
-    spec = getattr(target.backends, role) or StoreSpec(DEFAULT_KIND[role])
-    return open_store(role, spec, stack_url)
+def stack_store(role: str, endpoints: Endpoints | None, spec: StoreSpec | None = None) -> Any:
+    """The log or trace store adapter for `spec` (default: the role's default kind), at the
+    spec's URL or else the stack's, with the field the stack's log path names services by."""
+    spec = spec or StoreSpec(DEFAULT_KIND[role])
+    if spec.url is None and endpoints is not None:
+        options = dict(spec.options)
+        stream_field = endpoints.kinds.get("log_stream_field")
+        if role == "logs" and spec.kind == "victorialogs" and stream_field:
+            options.setdefault("stream_field", stream_field)
+        spec = StoreSpec(spec.kind, getattr(endpoints, role), options)
+    return open_store(role, spec)
 
 
 def start_services(
@@ -144,9 +152,9 @@ def open_system(
                 "give backends.prometheus/logs/traces or a stack to start"
             )
         prometheus_url = target.backends.prometheus or endpoints.prometheus
-        logs = _store("logs", target, endpoints.logs if endpoints else None)
+        logs = stack_store("logs", endpoints, target.backends.logs)
         closers.append(logs.close)
-        traces = _store("traces", target, endpoints.traces if endpoints else None)
+        traces = stack_store("traces", endpoints, target.backends.traces)
         closers.append(traces.close)
         nats_url = target.backends.nats or (endpoints.nats if endpoints else None)
         _check(f"{prometheus_url}/-/ready", "Prometheus")

@@ -275,7 +275,11 @@ class ContainerStack:
             raise
         self.timings["total"] = time.monotonic() - began
         self.endpoints = endpoints_of(
-            ctx, "containers", service_host="0.0.0.0", scrape_host=HOST_GATEWAY
+            ctx,
+            "containers",
+            components.LOG_STREAM_FIELD,
+            service_host="0.0.0.0",
+            scrape_host=HOST_GATEWAY,
         )
         return self.endpoints
 

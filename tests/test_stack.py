@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from conformance.clients.prometheus import PrometheusClient
-from conformance.clients.victorialogs import VictoriaLogs
+from conformance.system import stack_store
 from stack.endpoints import Endpoints
 from stack.local import register_scrape_target
 from stack.ports import free_port
@@ -60,7 +60,7 @@ def test_json_log_line_reaches_the_log_store_and_is_found_by_trace_id(
         out.write(json.dumps({"level": "info", "msg": "other", "trace_id": secrets.token_hex(16)}))
         out.write("\n")
         out.write(json.dumps({"level": "info", "msg": "hello", "trace_id": trace_id}) + "\n")
-    logs = VictoriaLogs(endpoints.logs)
+    logs = stack_store("logs", endpoints)
     lines = poll(
         lambda: logs.lines("stack-test", trace_id=trace_id),
         until=lambda found: len(found) == 1,

@@ -23,6 +23,7 @@ import pytest
 
 from conformance.clients.registry import StoreSpec, adapters, open_store
 from conformance.clients.traces import TraceNotFound
+from conformance.system import stack_store
 from stack.waiting import poll
 from tests.replay import Replay
 
@@ -72,7 +73,7 @@ def _recorded_log_case(kind: str, spec: dict[str, str]) -> Iterator[LogCase]:
 def _live_log_case(request: pytest.FixtureRequest) -> Iterator[LogCase]:
     endpoints = request.getfixturevalue("endpoints")
     service, a, b = f"contract-{secrets.token_hex(4)}", secrets.token_hex(16), secrets.token_hex(16)
-    store = open_store("logs", StoreSpec("victorialogs", endpoints.logs))
+    store = stack_store("logs", endpoints)
     first, second = seed_lines(service, a, b)
     log_file = Path(endpoints.log_dir) / f"{service}.log"
     for group, total in ((first, 2), (second, 4)):  # the second group is stored later
@@ -139,7 +140,7 @@ def _live_trace_case(request: pytest.FixtureRequest) -> Iterator[TraceCase]:
     document = _otlp_trace(trace_id, api, worker, int(start * 1e9))
     response = httpx.post(f"{endpoints.otlp}/v1/traces", json=document, timeout=5)
     assert response.status_code == 200, response.text
-    store = open_store("traces", StoreSpec("jaeger", endpoints.traces))
+    store = stack_store("traces", endpoints)
     case = TraceCase(store, trace_id, api, worker, start, start + 0.03)
     poll(
         lambda: trace_id in store.search(api, case.start_s - 1, case.end_s + 1),

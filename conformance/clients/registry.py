@@ -37,9 +37,8 @@ def adapters(role: str) -> dict[str, Any]:
     return found
 
 
-def open_store(role: str, spec: StoreSpec, url: str | None = None) -> Any:
-    """The adapter for `spec`, at its URL (or `url` when the spec names none)."""
-    where = spec.url or url
-    if where is None:
+def open_store(role: str, spec: StoreSpec) -> Any:
+    """The adapter for `spec`, at its URL."""
+    if spec.url is None:
         raise ValueError(f"backends.{role}: no URL (give backends.{role}.url or start a stack)")
-    return adapters(role)[spec.kind](where, **spec.options)
+    return adapters(role)[spec.kind](spec.url, **spec.options)

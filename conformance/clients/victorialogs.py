@@ -1,7 +1,8 @@
 """VictoriaLogs adapter (kind `victorialogs`): the LogsQL query API, `/select/logsql/query`.
 
-Services log one JSON object per line; the log path stores each line with the stream field
-`app_name` set to the service name and the JSON line as the message. So
+Services log one JSON object per line; the log path stores each line with a stream field set
+to the service name (`app_name` from rsyslog, the default; `service.name` from the OpenTelemetry
+Collector, a stack's `log_stream_field`) and the JSON line as the message. So
 `app_name:="user-service" "…" | unpack_json | filter trace_id:="…"` is the LogsQL equivalent of
 the LogQL `{service_name="user-service"} |= "…" | json | trace_id="…"` (the bare phrase
 narrows the scan to lines containing the value before they are unpacked).
@@ -46,7 +47,8 @@ class VictoriaLogs:
     def query_text(
         self, service: str, since: float | None = None, until: float | None = None, **equals: str
     ) -> str:
-        query = f"{self.stream_field}:={_quote(service)}"
+        field = self.stream_field
+        query = f"{field if field.isidentifier() else _quote(field)}:={_quote(service)}"
         if since is not None or until is not None:
             start = _rfc3339(since) if since is not None else "-inf"
             end = _rfc3339(until) if until is not None else "now"
