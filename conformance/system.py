@@ -105,10 +105,17 @@ def start_services(
             f"target {target.name} starts its services, but the stack's endpoints name no log "
             "or scrape directory: start the stack here (--stack local|containers|auto)"
         )
+    if target.logs == "otlp" and not endpoints.otlp_logs:
+        raise ValueError(
+            f"target {target.name} ships its logs over OTLP (capabilities.logs: otlp), but this "
+            "stack's log path takes no OTLP log records (the local stack's collector does)"
+        )
     services = ServiceProcesses(
         endpoints,
         {spec.name: (role, spec.start) for role, spec in started.items()},
-        run_values(",".join(faults), target.consumer_relation, target.span_flush_interval),
+        run_values(
+            ",".join(faults), target.consumer_relation, target.span_flush_interval, target.logs
+        ),
         service_label=target.labels["service"],
     )
     closers.append(services.stop)

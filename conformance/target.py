@@ -93,6 +93,8 @@ class Target:
     # How often the services' span exporters flush (the OpenTelemetry SDK default is 5 s):
     # a trace is judged only once its spans stayed the same for longer than this.
     span_flush_interval: float = DEFAULT_SPAN_FLUSH_INTERVAL
+    # How the implementation ships its logs: "file" (JSON lines on stdout, tailed) or "otlp".
+    logs: str = "file"
     # Declared deviations by guarantee id (conformance/deviations.py).
     deviations: dict[str, Deviation] = field(default_factory=dict)
 
@@ -291,8 +293,9 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     caps = r.mapping(
         top.get("capabilities"),
         "capabilities",
-        {"consumer_relation", "error_hook", "span_flush_interval"},
+        {"consumer_relation", "error_hook", "span_flush_interval", "logs"},
     )
+    logs = r.string(caps.get("logs"), "capabilities.logs", choices=("file", "otlp")) or "file"
     flush = caps.get("span_flush_interval", DEFAULT_SPAN_FLUSH_INTERVAL)
     if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0 <= flush <= 60:
         raise r.fail(
@@ -369,6 +372,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         backends=backends,
         faults=tuple(faults),
         span_flush_interval=float(flush),
+        logs=logs,
         deviations=parse_deviations(top.get("deviations"), catalog(), r.fail),
     )
 

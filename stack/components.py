@@ -495,6 +495,7 @@ def endpoints_of(
         mongodb=ctx.url("mongodb", "mongodb"),
         nats=ctx.url("nats", "nats"),
         log_dir=str(ctx.dir("service-logs")),
+        otlp_logs=ctx.url("otlp-logs") + "/v1/logs" if "otlp-logs" in ctx.ports else "",
         scrape_dir=str(ctx.dir("scrape-targets")),
         kinds={
             "stack": stack_kind,

@@ -39,7 +39,8 @@ def seed_lines(service: str, a: str, b: str) -> tuple[list[str], list[str]]:
         fields = {"level": "info", "msg": msg, "service": service, "trace_id": trace_id}
         return json.dumps(fields)
 
-    return [line("one", a), "plain line two"], [line("three", b), line("four", a)]
+    # Unique per service: a tailing shipper may take files that begin alike for one file.
+    return [line("one", a), f"plain line two of {service}"], [line("three", b), line("four", a)]
 
 
 @dataclass
@@ -70,15 +71,46 @@ def _recorded_log_case(kind: str, spec: dict[str, str]) -> Iterator[LogCase]:
     assert not replay.unmatched, replay.unmatched
 
 
-def _live_log_case(request: pytest.FixtureRequest) -> Iterator[LogCase]:
+def _otlp_records(service: str, lines: list[str]) -> dict[str, Any]:
+    """JSON lines as OTLP log records: msg the body, trace_id the record's own, the rest
+    attributes, service the resource's service.name."""
+    records = []
+    for line in lines:
+        fields = json.loads(line)
+        records.append(
+            {
+                "timeUnixNano": str(time.time_ns()),
+                "severityText": fields.pop("level").upper(),
+                "body": {"stringValue": fields.pop("msg")},
+                "traceId": fields.pop("trace_id"),
+                "attributes": [
+                    {"key": k, "value": {"stringValue": v}}
+                    for k, v in fields.items()
+                    if k != "service"
+                ],
+            }
+        )
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]}
+    return {"resourceLogs": [{"resource": resource, "scopeLogs": [{"logRecords": records}]}]}
+
+
+def _live_log_case(request: pytest.FixtureRequest, otlp: bool) -> Iterator[LogCase]:
+    """Lines through the stack's log path: written to a tailed file, or (`otlp`) the JSON ones
+    sent as OTLP log records and the plain one written to the file."""
     endpoints = request.getfixturevalue("endpoints")
     service, a, b = f"contract-{secrets.token_hex(4)}", secrets.token_hex(16), secrets.token_hex(16)
     store = stack_store("logs", endpoints)
     first, second = seed_lines(service, a, b)
     log_file = Path(endpoints.log_dir) / f"{service}.log"
     for group, total in ((first, 2), (second, 4)):  # the second group is stored later
+        structured = [line for line in group if line.startswith("{")]
+        if otlp:
+            document = _otlp_records(service, structured)
+            response = httpx.post(endpoints.otlp_logs, json=document, timeout=5)
+            assert response.status_code == 200, response.text
+        written = [line for line in group if not (otlp and line in structured)]
         with log_file.open("a") as out:
-            out.write("".join(f"{line}\n" for line in group))
+            out.write("".join(f"{line}\n" for line in written))
         poll(
             lambda: store.lines(service),
             until=lambda found, total=total: len(found) == total,
@@ -91,14 +123,16 @@ def _live_log_case(request: pytest.FixtureRequest) -> Iterator[LogCase]:
 
 
 @pytest.fixture(
+    scope="module",
     params=[
         pytest.param("victorialogs", marks=pytest.mark.stack),
+        pytest.param("victorialogs-otlp-records", marks=pytest.mark.stack),
         "loki",
-    ]
+    ],
 )
 def log_case(request: pytest.FixtureRequest) -> Iterator[LogCase]:
-    if request.param == "victorialogs":
-        yield from _live_log_case(request)
+    if request.param.startswith("victorialogs"):
+        yield from _live_log_case(request, otlp=request.param.endswith("otlp-records"))
     else:
         yield from _recorded_log_case("loki", {"tenant": "team-a"})
 
@@ -164,11 +198,12 @@ def _recorded_trace_case(name: str, spec: dict[str, str]) -> Iterator[TraceCase]
 
 
 @pytest.fixture(
+    scope="module",
     params=[
         pytest.param("jaeger", marks=pytest.mark.stack),
         "tempo",
         "tempo-v1",
-    ]
+    ],
 )
 def trace_case(request: pytest.FixtureRequest) -> Iterator[TraceCase]:
     if request.param == "jaeger":
@@ -189,7 +224,7 @@ def _messages(lines: list) -> list[str | None]:
 def test_log_store_returns_a_services_lines_oldest_first_parsed(log_case: LogCase) -> None:
     lines = log_case.store.lines(log_case.service)
     assert _messages(lines) == ["one", None, "three", "four"]
-    assert lines[1].fields is None and lines[1].raw == "plain line two"
+    assert lines[1].fields is None and lines[1].raw == f"plain line two of {log_case.service}"
     assert all(line.get("service") == log_case.service for line in lines if line.fields)
     assert [line.time for line in lines] == sorted(line.time for line in lines)
     assert log_case.store.count(log_case.service) == 4

@@ -90,6 +90,15 @@ def test_settle_interval_follows_the_declared_flush_interval() -> None:
                 "name": "x",
                 "services": {"start": "reference"},
                 "backends": {"start": "local"},
+                "capabilities": {"logs": "syslog"},
+            },
+            "capabilities.logs",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local"},
                 "metrics": {"requests": 3},
             },
             "metrics.requests",
@@ -143,6 +152,11 @@ def test_settle_interval_follows_the_declared_flush_interval() -> None:
 def test_malformed_target_names_the_field(data: dict, path_in_error: str) -> None:
     with pytest.raises(TargetError, match=re.escape(f"t.yaml: {path_in_error}:")):
         parse_target(data, "t.yaml")
+
+
+def test_a_target_says_how_its_logs_are_shipped() -> None:
+    otlp = load_target(REPO / "targets" / "reference-otlp-logs.yaml")
+    assert otlp.logs == "otlp" and load_target(REPO / "targets" / "reference.yaml").logs == "file"
 
 
 def test_log_and_trace_stores_are_chosen_by_kind_and_plain_urls_keep_their_meaning() -> None:
