@@ -219,7 +219,7 @@ NATS = Component(
     ready=lambda ctx: _http_ok(ctx.url("nats-monitor") + "/healthz", '"ok"'),
 )
 
-# --- Logs: VictoriaLogs, fed by the collector (locally) or rsyslog (containers) --------------
+# --- Logs: VictoriaLogs, fed by the OpenTelemetry Collector --------------------------------
 
 
 def _vlogs_argv(ctx: RunContext) -> list[str]:
@@ -227,7 +227,6 @@ def _vlogs_argv(ctx: RunContext) -> list[str]:
         str(ctx.binaries["victoria-logs"]),
         f"-storageDataPath={ctx.dir('victoria-logs')}",
         f"-httpListenAddr=127.0.0.1:{ctx.ports['logs']}",
-        f"-syslog.listenAddr.tcp=127.0.0.1:{ctx.ports['syslog']}",
         "-retentionPeriod=7d",
         "-loggerLevel=WARN",
     ]
@@ -236,13 +235,13 @@ def _vlogs_argv(ctx: RunContext) -> list[str]:
 LOGS = Component(
     name="victoria-logs",
     binary="victoria-logs",
-    ports=("logs", "syslog"),
+    ports=("logs",),
     argv=_vlogs_argv,
     ready=lambda ctx: _http_ok(ctx.url("logs") + "/health", "OK"),
 )
 
-# Stream field rsyslog (the container backend's shipper) sets from the log file name:
-# <service>.log -> app_name=<service>.
+# Stream field rsyslog (the shipper of the compose file and the k8s manifests) sets from the
+# log file name: <service>.log -> app_name=<service>.
 LOG_STREAM_FIELD = "app_name"
 # The collector sets the OpenTelemetry resource attribute instead, as OTLP-shipped logs carry it;
 # VictoriaLogs makes resource attributes stream fields.
@@ -269,13 +268,6 @@ input(type="imfile" file="{log_dir}/*.log" tag="obsconf" addMetadata="on"
 """
 
 
-def _rsyslog_argv(ctx: RunContext) -> list[str]:
-    work = ctx.dir("rsyslog")
-    conf = work / "rsyslog.conf"
-    conf.write_text(rsyslog_config(ctx.dir("service-logs"), work, ctx.ports["syslog"]))
-    return [str(ctx.binaries["rsyslogd"]), "-n", "-f", str(conf), "-i", str(work / "rsyslog.pid")]
-
-
 def _probe_stored(ctx: RunContext, stream_field: str) -> bool:
     """Real round trip: a probe line written to the tailed dir is queryable in the log store."""
     probe_file = ctx.dir("service-logs") / "obsconf-probe.log"
@@ -287,15 +279,6 @@ def _probe_stored(ctx: RunContext, stream_field: str) -> bool:
         ctx.url("logs") + "/select/logsql/query", data={"query": query}, timeout=2.0
     )
     return response.status_code == 200 and f"p{marker}" in response.text
-
-
-SHIPPER = Component(
-    name="rsyslog",
-    binary="rsyslogd",
-    ports=(),
-    argv=_rsyslog_argv,
-    ready=lambda ctx: _probe_stored(ctx, LOG_STREAM_FIELD),
-)
 
 
 def collector_config(log_dir: Path, otlp_listen: str, logs_url: str) -> dict:
