@@ -29,6 +29,7 @@ from conformance.clients.logs import LogLine, parse_line
 STREAM_FIELD = "app_name"
 # Fields VictoriaLogs' OpenTelemetry endpoint adds to every record: not the service's keys.
 OTLP_BOOKKEEPING = {"scope.name", "scope.version", "severity_number", "severity_text"}
+SEVERITY_RANGES = ("trace", "debug", "info", "warn", "error", "fatal")  # numbers 1-4, 5-8, …
 
 
 def is_otlp_record(entry: dict[str, Any]) -> bool:
@@ -44,6 +45,9 @@ def otlp_fields(entry: dict[str, Any]) -> dict[str, Any]:
         if not k.startswith("_") and k not in OTLP_BOOKKEEPING and k != "service.name"
     }
     level = str(entry.get("severity_text", "")).lower()
+    if level in ("", "unspecified"):  # the number's range names the level (OTLP data model)
+        number = int(entry.get("severity_number") or 0)
+        level = SEVERITY_RANGES[(number - 1) // 4] if 1 <= number <= 24 else ""
     fields.update(
         ts=entry["_time"],
         msg=entry.get("_msg", ""),
@@ -51,7 +55,7 @@ def otlp_fields(entry: dict[str, Any]) -> dict[str, Any]:
         trace_id=entry.get("trace_id", ""),
         span_id=entry.get("span_id", ""),
     )
-    if level and level != "unspecified":
+    if level:
         fields["level"] = level
     return fields
 
