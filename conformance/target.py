@@ -187,8 +187,9 @@ class _Reader:
         kind = self.string(value.get("kind"), f"{path}.kind", choices=tuple(sorted(known)))
         adapter = known[kind or DEFAULT_KIND[role]]
         raw = self.mapping(value, path, {"kind", "url", *adapter.options})
+        choices = getattr(adapter, "choices", {})
         options = {
-            key: self.string(raw[key], f"{path}.{key}")
+            key: self.string(raw[key], f"{path}.{key}", choices=choices.get(key, ()))
             for key in adapter.options
             if raw.get(key) is not None
         }

@@ -134,6 +134,14 @@ def test_settle_interval_follows_the_declared_flush_interval() -> None:
         (
             {
                 "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local", "traces": {"kind": "tempo", "api": "v3"}},
+            },
+            "backends.traces.api",
+        ),
+        (
+            {
+                "name": "x",
                 "services": {
                     "user": {"url": "http://u"},
                     "order": {"url": "http://o"},
@@ -183,6 +191,14 @@ def test_log_and_trace_stores_are_chosen_by_kind_and_plain_urls_keep_their_meani
     )
     assert chosen.backends.logs == StoreSpec("loki", "http://loki:3100", {"tenant": "team-a"})
     assert chosen.backends.traces == StoreSpec("tempo", "http://tempo:3200")
+
+
+def test_the_loki_tempo_example_target_names_both_adapters() -> None:
+    target = load_target(REPO / "targets" / "loki-tempo.yaml")
+    assert target.backends.logs == StoreSpec(
+        "loki", "http://127.0.0.1:3100", {"service_label": "service_name"}
+    )
+    assert target.backends.traces == StoreSpec("tempo", "http://127.0.0.1:3200", {"api": "v2"})
 
 
 def test_non_yaml_file_is_rejected(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ class Tempo:
         "tenant": "X-Scope-OrgID of a multi-tenant Tempo",
         "api": "v2 (default, Tempo 2.7+) or v1 (`/api/traces/<id>`, `batches`)",
     }
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"api": tuple(PATHS)}
 
     def __init__(
         self, url: str, tenant: str | None = None, api: str = "v2", timeout: float = 5.0
