@@ -1,7 +1,7 @@
 """Backend adapters by role and kind, found by looking: every module of this package that
 defines `ADAPTER` (a class with `role`, `kind`, `options` and optionally `choices` of an
-option's values) is one. Adding a backend is adding
-its module; the target's `backends.<role>.kind` names it."""
+option's values) is one. Adding a backend is adding its module; the target's
+`backends.<role>.kind` names it."""
 
 from __future__ import annotations
 
