@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from stack.binaries import CollectorBuild, GoBuild, apt_packages, collector_build, go_builds
+from obsconf.stack.binaries import CollectorBuild, GoBuild, apt_packages, collector_build, go_builds
 
 
 class InstallError(RuntimeError):

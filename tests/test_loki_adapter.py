@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.clients import loki
+from obsconf.conformance.clients import loki
 from tests.replay import Replay
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from conformance.clients.registry import StoreSpec, adapters, open_store
-from conformance.clients.traces import TraceNotFound
-from conformance.system import stack_store
-from stack.waiting import poll
+from obsconf.conformance.clients.registry import StoreSpec, adapters, open_store
+from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.system import stack_store
+from obsconf.stack.waiting import poll
 from tests.replay import Replay
 
 RECORDED = Path(__file__).parent / "data" / "recorded"

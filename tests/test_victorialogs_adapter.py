@@ -4,7 +4,7 @@ VictoriaLogs 1.52 returned here for each path through the collector)."""
 
 from __future__ import annotations
 
-from conformance.clients.victorialogs import is_otlp_record, otlp_fields
+from obsconf.conformance.clients.victorialogs import is_otlp_record, otlp_fields
 
 FILE_LINE = {
     "_msg": '{"msg": "hello", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}',

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 import httpx
 
-from conformance.clients.errors import BackendError, BackendUnreachable
-from conformance.clients.traces import TraceNotFound, rfc3339
-from conformance.traces.model import Span, parse_otlp_json
+from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
+from obsconf.conformance.clients.traces import TraceNotFound, rfc3339
+from obsconf.conformance.traces.model import Span, parse_otlp_json
 
 
 class Jaeger:

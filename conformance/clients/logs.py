@@ -3,7 +3,7 @@
 A check asks for the lines one service wrote, optionally in a time window and with field
 equality (`trace_id="…"`), or for their number, and shows the query it ran in the store's own
 language. Each adapter module (`victorialogs`, `loki`, …) implements this for one product;
-`conformance.clients.registry` picks one by the target's `backends.logs.kind`.
+`obsconf.conformance.clients.registry` picks one by the target's `backends.logs.kind`.
 """
 
 from __future__ import annotations

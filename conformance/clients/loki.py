@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from conformance.clients.errors import BackendError, get_json
-from conformance.clients.logs import LogLine, parse_line
+from obsconf.conformance.clients.errors import BackendError, get_json
+from obsconf.conformance.clients.logs import LogLine, parse_line
 
 SERVICE_LABEL = "service_name"
 PAGE = 5000  # Loki's default max_entries_limit_per_query

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import conformance.clients as package
+import obsconf.conformance.clients as package
 
 DEFAULT_KIND = {"logs": "victorialogs", "traces": "jaeger"}  # what the local stack runs
 

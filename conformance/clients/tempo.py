@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from conformance.clients.errors import BackendError, BackendUnreachable
-from conformance.clients.traces import TraceNotFound
-from conformance.traces.model import Span, parse_otlp_json
+from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
+from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.traces.model import Span, parse_otlp_json
 
 PATHS = {"v2": "/api/v2/traces/", "v1": "/api/traces/"}
 

@@ -2,7 +2,7 @@
 
 A check asks for one trace by id (all its spans) or for the traces with spans of one service
 in a time window. Each adapter module (`jaeger`, `tempo`, …) implements this for one product;
-`conformance.clients.registry` picks one by the target's `backends.traces.kind`.
+`obsconf.conformance.clients.registry` picks one by the target's `backends.traces.kind`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar, Protocol
 
-from conformance.clients.errors import BackendError
-from conformance.traces.model import Span
+from obsconf.conformance.clients.errors import BackendError
+from obsconf.conformance.traces.model import Span
 
 
 class TraceNotFound(BackendError):

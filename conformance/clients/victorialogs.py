@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 
 import httpx
 
-from conformance.clients.errors import BackendError, BackendUnreachable
-from conformance.clients.logs import LogLine, parse_line
+from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
+from obsconf.conformance.clients.logs import LogLine, parse_line
 
 STREAM_FIELD = "app_name"
 # Fields VictoriaLogs' OpenTelemetry endpoint adds to every record: not the service's keys.
