@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from obsconf.conformance.clients.logs import QUERY_LIMIT, LogLine
-from obsconf.conformance.clients.traces import SEARCH_LIMIT, TraceNotFound
+from obsconf.conformance.clients.logs import LogLine
+from obsconf.conformance.clients.traces import TraceNotFound
 from obsconf.conformance.driver import Call
 from obsconf.conformance.logs import SLACK_S, line_time
 from obsconf.conformance.system import System
@@ -27,6 +27,7 @@ from obsconf.stack.waiting import PollTimeout, poll
 # (or, for a lenient implementation, wrongly be) a server span's parent; neither is an orphan.
 SENT_IDS = re.compile(r"([0-9a-fA-F]{32})-([0-9a-fA-F]{16})(?:-([0-9a-fA-F]{2}))?")
 SETTLE_TIMEOUT = 30.0
+SEARCH_LIMIT = 1000  # traces asked of one search; a full page is split in two windows
 MIN_WINDOW_S = 0.01  # a window this short that still fills a page is read as it is
 
 
@@ -71,10 +72,11 @@ class RunOutput:
 
 
 def run_lines(system: System, service: str, since: float, until: float) -> list[LogLine]:
-    """Every line `service` wrote in [since, until], read in windows small enough that no
-    query reaches the store's page limit."""
+    """Every line `service` wrote in [since, until], read in windows small enough that each
+    read returns all the store counts in it."""
     fetched = system.logs.lines(service, since=since, until=until)
-    if len(fetched) < QUERY_LIMIT or until - since < MIN_WINDOW_S:
+    complete = len(fetched) >= system.logs.count(service, since=since, until=until)
+    if complete or until - since < MIN_WINDOW_S:
         return [ln for ln in fetched if line_time(ln) >= since - SLACK_S]
     middle = (since + until) / 2
     return run_lines(system, service, since, middle) + run_lines(system, service, middle, until)

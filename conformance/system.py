@@ -13,12 +13,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from obsconf.conformance.clients.logs import LogsClient
+from obsconf.conformance.clients.logs import LogStore
 from obsconf.conformance.clients.prometheus import PrometheusClient
-from obsconf.conformance.clients.traces import TracesClient
+from obsconf.conformance.clients.registry import DEFAULT_KIND, StoreSpec, open_store
+from obsconf.conformance.clients.traces import TraceStore
 from obsconf.conformance.driver import Call, Driver
 from obsconf.conformance.target import ROLES, Target
 from obsconf.stack.backends import STARTED_KINDS, make_stack, stack_kind
@@ -52,8 +54,8 @@ class System:
     urls: dict[str, str]  # role -> base URL
     names: dict[str, str]  # role -> service name
     prometheus: PrometheusClient
-    logs: LogsClient
-    traces: TracesClient
+    logs: LogStore
+    traces: TraceStore
     nats_url: str | None
     grafana_url: str | None = None
     opened_at: float = field(default_factory=time.time)  # epoch s, before services started
@@ -65,8 +67,7 @@ class System:
         return Driver(self.urls, timeout=timeout, journal=self.journal)
 
     def close(self) -> None:
-        for client in (self.prometheus, self.logs, self.traces):
-            client.close()
+        self.prometheus.close()
         while self._closers:
             self._closers.pop()()
 
@@ -78,6 +79,19 @@ def _check(url: str, what: str) -> None:
         raise Unreachable(f"{what} is unreachable at {url}: {error}") from error
     if response.status_code >= 500:
         raise Unreachable(f"{what} at {url} answered {response.status_code}: {response.text[:200]}")
+
+
+def stack_store(role: str, endpoints: Endpoints | None, spec: StoreSpec | None = None) -> Any:
+    """The log or trace store adapter for `spec` (default: the role's default kind), at the
+    spec's URL or else the stack's, with the field the stack's log path names services by."""
+    spec = spec or StoreSpec(DEFAULT_KIND[role])
+    if spec.url is None and endpoints is not None:
+        options = dict(spec.options)
+        stream_field = endpoints.kinds.get("log_stream_field")
+        if role == "logs" and spec.kind == "victorialogs" and stream_field:
+            options.setdefault("stream_field", stream_field)
+        spec = StoreSpec(spec.kind, getattr(endpoints, role), options)
+    return open_store(role, spec)
 
 
 def start_services(
@@ -99,10 +113,17 @@ def start_services(
             f"target {target.name} starts its services, but the stack's endpoints name no log "
             "or scrape directory: start the stack here (--stack local|containers|auto)"
         )
+    if target.logs == "otlp" and not endpoints.otlp_logs:
+        raise ValueError(
+            f"target {target.name} ships its logs over OTLP (capabilities.logs: otlp), but this "
+            "stack's log path takes no OTLP log records (the local stack's collector does)"
+        )
     services = ServiceProcesses(
         endpoints,
         {spec.name: (role, spec.start) for role, spec in started.items()},
-        run_values(",".join(faults), target.consumer_relation, target.span_flush_interval),
+        run_values(
+            ",".join(faults), target.consumer_relation, target.span_flush_interval, target.logs
+        ),
         service_label=target.labels["service"],
     )
     closers.append(services.stop)
@@ -147,12 +168,14 @@ def open_system(
                 "give backends.prometheus/logs/traces or a stack to start"
             )
         prometheus_url = target.backends.prometheus or endpoints.prometheus
-        logs_url = target.backends.logs or endpoints.logs
-        traces_url = target.backends.traces or endpoints.traces
+        logs = stack_store("logs", endpoints, target.backends.logs)
+        closers.append(logs.close)
+        traces = stack_store("traces", endpoints, target.backends.traces)
+        closers.append(traces.close)
         nats_url = target.backends.nats or (endpoints.nats if endpoints else None)
         _check(f"{prometheus_url}/-/ready", "Prometheus")
-        _check(f"{logs_url}/health", "log store")
-        _check(f"{traces_url}/api/services", "trace store")
+        _check(logs.ready_url, f"log store ({logs.kind})")
+        _check(traces.ready_url, f"trace store ({traces.kind})")
 
         names = {role: target.services[role].name for role in ROLES}
         urls = start_services(target, endpoints, [*target.faults, *faults], closers)
@@ -167,8 +190,8 @@ def open_system(
         urls=urls,
         names=names,
         prometheus=PrometheusClient(prometheus_url),
-        logs=LogsClient(logs_url),
-        traces=TracesClient(traces_url),
+        logs=logs,
+        traces=traces,
         nats_url=nats_url,
         grafana_url=target.backends.grafana,
         opened_at=opened_at,

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from obsconf.conformance.catalog import catalog
+from obsconf.conformance.clients.registry import DEFAULT_KIND, StoreSpec, adapters
 from obsconf.conformance.deviations import Deviation, parse_deviations
 from obsconf.stack.binaries import versions
 from obsconf.stack.services import (
@@ -70,8 +71,8 @@ class Hook:
 class BackendsSpec:
     start: str | None  # "local", "containers", "auto", or None (use the URLs)
     prometheus: str | None = None
-    logs: str | None = None
-    traces: str | None = None
+    logs: StoreSpec | None = None  # None: the started stack's VictoriaLogs
+    traces: StoreSpec | None = None  # None: the started stack's Jaeger
     nats: str | None = None
     grafana: str | None = None
     images: dict[str, str] = field(default_factory=dict)  # component -> image (containers)
@@ -92,6 +93,8 @@ class Target:
     # How often the services' span exporters flush (the OpenTelemetry SDK default is 5 s):
     # a trace is judged only once its spans stayed the same for longer than this.
     span_flush_interval: float = DEFAULT_SPAN_FLUSH_INTERVAL
+    # How the implementation ships its logs: "file" (JSON lines on stdout, tailed) or "otlp".
+    logs: str = "file"
     # Declared deviations by guarantee id (conformance/deviations.py).
     deviations: dict[str, Deviation] = field(default_factory=dict)
 
@@ -170,6 +173,27 @@ class _Reader:
         except TemplateError as error:
             raise self.fail(path, str(error)) from None
         return text
+
+    def store(self, value: Any, role: str) -> StoreSpec | None:
+        """`backends.<role>`: a URL (the default kind), or {kind, url, <adapter options>}."""
+        path = f"backends.{role}"
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return StoreSpec(DEFAULT_KIND[role], self.url(value, path))
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a URL or a mapping, got {type(value).__name__}")
+        known = adapters(role)
+        kind = self.string(value.get("kind"), f"{path}.kind", choices=tuple(sorted(known)))
+        adapter = known[kind or DEFAULT_KIND[role]]
+        raw = self.mapping(value, path, {"kind", "url", *adapter.options})
+        choices = getattr(adapter, "choices", {})
+        options = {
+            key: self.string(raw[key], f"{path}.{key}", choices=choices.get(key, ()))
+            for key in adapter.options
+            if raw.get(key) is not None
+        }
+        return StoreSpec(adapter.kind, self.url(raw.get("url"), f"{path}.url"), options)
 
     def start(self, value: Any, path: str, base: Path) -> StartCommand | None:
         """A start command: a predefined one by name, or {command, cwd, env, ready_timeout}."""
@@ -270,8 +294,9 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     caps = r.mapping(
         top.get("capabilities"),
         "capabilities",
-        {"consumer_relation", "error_hook", "span_flush_interval"},
+        {"consumer_relation", "error_hook", "span_flush_interval", "logs"},
     )
+    logs = r.string(caps.get("logs"), "capabilities.logs", choices=("file", "otlp")) or "file"
     flush = caps.get("span_flush_interval", DEFAULT_SPAN_FLUSH_INTERVAL)
     if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0 <= flush <= 60:
         raise r.fail(
@@ -311,16 +336,18 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     backends = BackendsSpec(
         start=start_backends,
         prometheus=r.url(raw_backends.get("prometheus"), "backends.prometheus"),
-        logs=r.url(raw_backends.get("logs"), "backends.logs"),
-        traces=r.url(raw_backends.get("traces"), "backends.traces"),
+        logs=r.store(raw_backends.get("logs"), "logs"),
+        traces=r.store(raw_backends.get("traces"), "traces"),
         nats=r.url(raw_backends.get("nats"), "backends.nats", ("nats",)),
         grafana=r.url(raw_backends.get("grafana"), "backends.grafana"),
         images=images,
     )
     if start_backends is None:
         for key in ("prometheus", "logs", "traces"):
-            if getattr(backends, key) is None:
-                raise r.fail(f"backends.{key}", "required unless backends.start names a stack")
+            given = getattr(backends, key)
+            if given is None or getattr(given, "url", given) is None:
+                where = f"backends.{key}" if given is None else f"backends.{key}.url"
+                raise r.fail(where, "required unless backends.start names a stack")
     started = [role for role, spec in services.items() if spec.start is not None]
     if started and start_backends is None:
         where = "services.start" if shared is not None else f"services.{started[0]}.start"
@@ -346,6 +373,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         backends=backends,
         faults=tuple(faults),
         span_flush_interval=float(flush),
+        logs=logs,
         deviations=parse_deviations(top.get("deviations"), catalog(), r.fail),
     )
 

@@ -124,9 +124,9 @@ def _await_lines_with_trace(
     system: System, service: str, trace_id: str, evidence, check: str, explain
 ) -> None:
     """Poll the log store for `service` lines carrying `trace_id`; on timeout fail with
-    `explain()` and the LogsQL that was run."""
-    query = system.logs.selector(service, trace_id=trace_id)
-    evidence(kind="logsql", check=check, query=query)
+    `explain()` and the log query that was run."""
+    query = system.logs.query_text(service, trace_id=trace_id)
+    evidence(kind="logquery", language=system.logs.language, check=check, query=query)
     try:
         poll(
             lambda: system.logs.lines(service, trace_id=trace_id),
@@ -135,7 +135,7 @@ def _await_lines_with_trace(
             describe=f"{service} lines with trace_id {trace_id}",
         )
     except PollTimeout:
-        raise AssertionError(f"{explain()}\n  LogsQL: {query}") from None
+        raise AssertionError(f"{explain()}\n  {system.logs.language}: {query}") from None
 
 
 @pytest.mark.guarantee("LOG-FINDABLE-BY-TRACE")
@@ -239,7 +239,7 @@ def test_log_consumer_every_line(system: System, flow: Flow, evidence) -> None:
         evidence(
             kind="logs",
             check=f"{hop.consumer_service} lines while processing {hop.subject}",
-            query=system.logs.selector(hop.consumer_service, since=since),
+            query=system.logs.query_text(hop.consumer_service, since=since),
             expected=f"trace_id {consume.trace_id} and a span_id of that trace on all "
             f"{len(lines)} line(s)",
             seen=[ln.raw for ln in bad[:20]] or "all correlated",
@@ -281,10 +281,12 @@ def check_no_log_loss(system: System, evidence, after: float) -> None:
         await_scrape_after(system.prometheus, name, after)
         started = system.prometheus.value(start_q)
         assert started is not None, f"no process_start_time_seconds for {name}: {start_q}"
-        stored_q = system.logs.selector(name, since=started)
+        stored_q = system.logs.query_text(name, since=started)
 
-        def both(counted_q: str = counted_q, stored_q: str = stored_q) -> tuple[float | None, int]:
-            return system.prometheus.value(counted_q), system.logs.count(stored_q)
+        def both(
+            counted_q: str = counted_q, name: str = name, started: float = started
+        ) -> tuple[float | None, int]:
+            return system.prometheus.value(counted_q), system.logs.count(name, since=started)
 
         try:
             counted, stored = poll(
@@ -297,7 +299,7 @@ def check_no_log_loss(system: System, evidence, after: float) -> None:
             counted, stored = both()
         check_equal(
             f"{name}: lines the service counted as written vs lines in the log store",
-            f"{counted_q}  vs  LogsQL {stored_q} | stats count()",
+            f"{counted_q}  vs  count of {system.logs.language} {stored_q}",
             counted,
             stored,
             evidence,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from obsconf.conformance.clients.errors import BackendError
-from obsconf.conformance.clients.traces import TraceNotFound, TracesClient
+from obsconf.conformance.clients.registry import DEFAULT_KIND, StoreSpec, open_store
+from obsconf.conformance.clients.traces import TraceNotFound
 from obsconf.conformance.target import Target
 from obsconf.conformance.traces.analysis import analyse, expectation_from_target, gap_summary
 from obsconf.conformance.traces.render import render_tree
@@ -11,7 +12,8 @@ from obsconf.conformance.traces.render import render_tree
 
 def explain_trace(trace_id: str, traces_url: str, target: Target | None) -> tuple[int, str]:
     """(exit status, text): 0 with no finding, 1 with findings, 2 when the trace is not there."""
-    client = TracesClient(traces_url)
+    spec = (target.backends.traces if target else None) or StoreSpec(DEFAULT_KIND["traces"])
+    client = open_store("traces", StoreSpec(spec.kind, traces_url, spec.options))
     try:
         spans = client.trace(trace_id)
     except TraceNotFound:

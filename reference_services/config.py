@@ -18,6 +18,8 @@ class Settings:
     faults: str
     telemetry: bool
     consumer_relation: str  # "parent": consume spans continue the trace; "link": new trace + link
+    logs: str = "file"  # "file": JSON lines on stdout; "otlp": OTLP log records
+    otlp_logs_endpoint: str = ""  # full URL OTLP log records are POSTed to
 
     @classmethod
     def from_env(cls, default_port: int) -> Settings:
@@ -35,4 +37,6 @@ class Settings:
             faults=env.get("OBSCONF_FAULTS", ""),
             telemetry=env.get("OBSCONF_TELEMETRY", "on").lower() not in ("off", "0", "false"),
             consumer_relation=env.get("OBSCONF_CONSUMER_RELATION", "parent"),
+            logs=env.get("OBSCONF_LOGS") or "file",
+            otlp_logs_endpoint=env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", ""),
         )

@@ -505,7 +505,7 @@ def render_evidence(
         parts.append(render_trace_evidence(evidence, grafana_url, draw, seen_in))
     else:
         if evidence.get("query"):
-            label = QUERY_LABELS.get(kind, "query")
+            label = evidence.get("language") or QUERY_LABELS.get(kind, "query")
             parts.append(
                 f'<div class="kv"><b>{esc(label)}</b><pre class="query">'
                 f"{esc(pretty(evidence['query']))}</pre></div>"

@@ -52,6 +52,45 @@ def go_builds() -> list[GoBuild]:
     return [GoBuild(name=name, **spec) for name, spec in versions()["go"].items()]
 
 
+@dataclass(frozen=True)
+class CollectorBuild:
+    """The OpenTelemetry Collector, built by the collector builder from pinned modules."""
+
+    release: str
+    builder: str  # module@version of the builder
+    binary: str
+    modules: dict[str, list[str]]  # kind (receivers, processors, exporters) -> "module version"
+    name: str = "otelcol"
+
+    @property
+    def install_dir(self) -> Path:
+        return cache_root() / "bin" / f"{self.name}-{self.release}"
+
+    @property
+    def path(self) -> Path:
+        return self.install_dir / self.binary
+
+    def manifest(self, output_path: Path) -> dict:
+        """The builder's manifest: the distribution and its components."""
+        dist = {
+            "name": self.binary,
+            "version": self.release,
+            "description": "obsconf log path",
+            "output_path": str(output_path),
+        }
+        return {
+            "dist": dist,
+            **{kind: [{"gomod": m} for m in mods] for kind, mods in self.modules.items()},
+        }
+
+
+def collector_build() -> CollectorBuild:
+    spec = dict(versions()["collector"])
+    kinds = ("receivers", "processors", "exporters")
+    modules = {kind: list(spec.pop(kind)) for kind in kinds}
+    return CollectorBuild(modules=modules, **spec)
+
+
 def apt_packages(containers: bool = False) -> dict[str, str]:
     """Debian binary name -> package name (with the container backend's, if asked)."""
     return {**versions()["apt"], **(versions()["apt_containers"] if containers else {})}
@@ -63,7 +102,7 @@ class MissingBinary(RuntimeError):
 
 def find(binary: str) -> Path | None:
     """Path of an executable: the Go build cache first, then PATH and Debian's server dirs."""
-    for build in go_builds():
+    for build in [*go_builds(), collector_build()]:
         if build.binary == binary and build.path.exists():
             return build.path
     found = shutil.which(binary)

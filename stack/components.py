@@ -219,7 +219,7 @@ NATS = Component(
     ready=lambda ctx: _http_ok(ctx.url("nats-monitor") + "/healthz", '"ok"'),
 )
 
-# --- Logs: VictoriaLogs, fed over syslog TCP by rsyslog tailing the service log dir -------------
+# --- Logs: VictoriaLogs, fed by the OpenTelemetry Collector --------------------------------
 
 
 def _vlogs_argv(ctx: RunContext) -> list[str]:
@@ -227,7 +227,6 @@ def _vlogs_argv(ctx: RunContext) -> list[str]:
         str(ctx.binaries["victoria-logs"]),
         f"-storageDataPath={ctx.dir('victoria-logs')}",
         f"-httpListenAddr=127.0.0.1:{ctx.ports['logs']}",
-        f"-syslog.listenAddr.tcp=127.0.0.1:{ctx.ports['syslog']}",
         "-retentionPeriod=7d",
         "-loggerLevel=WARN",
     ]
@@ -236,13 +235,17 @@ def _vlogs_argv(ctx: RunContext) -> list[str]:
 LOGS = Component(
     name="victoria-logs",
     binary="victoria-logs",
-    ports=("logs", "syslog"),
+    ports=("logs",),
     argv=_vlogs_argv,
     ready=lambda ctx: _http_ok(ctx.url("logs") + "/health", "OK"),
 )
 
-# Stream field the shipper sets from the log file name: <service>.log -> app_name=<service>.
+# Stream field rsyslog (the shipper of the compose file and the k8s manifests) sets from the
+# log file name: <service>.log -> app_name=<service>.
 LOG_STREAM_FIELD = "app_name"
+# The collector sets the OpenTelemetry resource attribute instead, as OTLP-shipped logs carry it;
+# VictoriaLogs makes resource attributes stream fields.
+COLLECTOR_STREAM_FIELD = "service.name"
 
 
 def rsyslog_config(
@@ -265,32 +268,89 @@ input(type="imfile" file="{log_dir}/*.log" tag="obsconf" addMetadata="on"
 """
 
 
-def _rsyslog_argv(ctx: RunContext) -> list[str]:
-    work = ctx.dir("rsyslog")
-    conf = work / "rsyslog.conf"
-    conf.write_text(rsyslog_config(ctx.dir("service-logs"), work, ctx.ports["syslog"]))
-    return [str(ctx.binaries["rsyslogd"]), "-n", "-f", str(conf), "-i", str(work / "rsyslog.pid")]
-
-
-def _shipper_ready(ctx: RunContext) -> bool:
+def _probe_stored(ctx: RunContext, stream_field: str) -> bool:
     """Real round trip: a probe line written to the tailed dir is queryable in the log store."""
     probe_file = ctx.dir("service-logs") / "obsconf-probe.log"
     marker = ctx.ports.setdefault("probe-marker", int(time.time() * 1000) % 1_000_000_000)
     if not probe_file.exists():
         probe_file.write_text(f'{{"msg": "stack probe", "probe": "p{marker}"}}\n')
-    query = f'{LOG_STREAM_FIELD}:="obsconf-probe" "p{marker}"'
+    query = f'"{stream_field}":="obsconf-probe" "p{marker}"'
     response = httpx.post(
         ctx.url("logs") + "/select/logsql/query", data={"query": query}, timeout=2.0
     )
     return response.status_code == 200 and f"p{marker}" in response.text
 
 
-SHIPPER = Component(
-    name="rsyslog",
-    binary="rsyslogd",
-    ports=(),
-    argv=_rsyslog_argv,
-    ready=_shipper_ready,
+def collector_config(log_dir: Path, otlp_listen: str, logs_url: str) -> dict:
+    """The log path: tail <log_dir>/*.log (resource service.name = file stem, the JSON line
+    parsed into attributes, the line itself kept as the body) and receive OTLP logs; export
+    both to VictoriaLogs' OpenTelemetry endpoint."""
+    stem = {
+        "type": "regex_parser",
+        "parse_from": 'attributes["log.file.name"]',
+        "regex": r"^(?P<stem>.+)\.log$",
+        "parse_to": "resource",
+    }
+    operators = [
+        stem,
+        {"type": "move", "from": 'resource["stem"]', "to": f'resource["{COLLECTOR_STREAM_FIELD}"]'},
+        {
+            "type": "json_parser",
+            "parse_from": "body",
+            "parse_to": "attributes",
+            "on_error": "send_quiet",
+        },
+    ]
+    return {
+        "receivers": {
+            "file_log": {
+                "include": [f"{log_dir}/*.log"],
+                "start_at": "beginning",
+                "poll_interval": "100ms",
+                "max_log_size": "256KiB",
+                "operators": operators,
+            },
+            "otlp": {"protocols": {"http": {"endpoint": otlp_listen}}},
+        },
+        "processors": {"batch": {"timeout": "100ms"}},
+        "exporters": {
+            "otlp_http": {
+                "logs_endpoint": f"{logs_url}/insert/opentelemetry/v1/logs",
+                "retry_on_failure": {"max_elapsed_time": "0s"},  # retry until stopped
+                "sending_queue": {"queue_size": 100000},
+            }
+        },
+        "service": {
+            "telemetry": {"logs": {"level": "warn"}, "metrics": {"level": "none"}},
+            "pipelines": {
+                "logs": {
+                    "receivers": ["file_log", "otlp"],
+                    "processors": ["batch"],
+                    "exporters": ["otlp_http"],
+                }
+            },
+        },
+    }
+
+
+def _collector_argv(ctx: RunContext) -> list[str]:
+    work = ctx.dir("collector")
+    conf = work / "collector.yaml"
+    config = collector_config(
+        ctx.dir("service-logs"),
+        f"127.0.0.1:{ctx.ports['otlp-logs']}",
+        ctx.url("logs"),
+    )
+    conf.write_text(yaml.safe_dump(config, sort_keys=False))
+    return [str(ctx.binaries["otelcol-obsconf"]), f"--config={conf}"]
+
+
+COLLECTOR = Component(
+    name="otelcol",
+    binary="otelcol-obsconf",
+    ports=("otlp-logs",),
+    argv=_collector_argv,
+    ready=lambda ctx: _probe_stored(ctx, COLLECTOR_STREAM_FIELD),
 )
 
 # --- Traces: Jaeger v2 (OTLP in, query API out), in-memory storage -------------------------------
@@ -400,12 +460,14 @@ PROMETHEUS = Component(
     ready=lambda ctx: _http_ok(ctx.url("prometheus") + "/-/ready"),
 )
 
-# Start order: the log store before the shipper that feeds it; PostgreSQL last, so its
+# Start order: the log store before the collector that feeds it; PostgreSQL last, so its
 # initdb (the slowest step) overlaps with the others booting.
-ALL = (LOGS, TRACES, PROMETHEUS, NATS, MONGODB, SHIPPER, POSTGRES)
+ALL = (LOGS, TRACES, PROMETHEUS, NATS, MONGODB, COLLECTOR, POSTGRES)
 
 
-def endpoints_of(ctx: RunContext, stack_kind: str, **hosts: str) -> Endpoints:
+def endpoints_of(
+    ctx: RunContext, stack_kind: str, stream_field: str = COLLECTOR_STREAM_FIELD, **hosts: str
+) -> Endpoints:
     """The Endpoints of a started stack whose host-side ports are in `ctx.ports`."""
     return Endpoints(
         prometheus=ctx.url("prometheus"),
@@ -416,12 +478,13 @@ def endpoints_of(ctx: RunContext, stack_kind: str, **hosts: str) -> Endpoints:
         mongodb=ctx.url("mongodb", "mongodb"),
         nats=ctx.url("nats", "nats"),
         log_dir=str(ctx.dir("service-logs")),
+        otlp_logs=ctx.url("otlp-logs") + "/v1/logs" if "otlp-logs" in ctx.ports else "",
         scrape_dir=str(ctx.dir("scrape-targets")),
         kinds={
             "stack": stack_kind,
             "logs": "victorialogs",
             "traces": "jaeger",
-            "log_stream_field": LOG_STREAM_FIELD,
+            "log_stream_field": stream_field,
         },
         **hosts,
     )

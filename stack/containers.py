@@ -134,37 +134,34 @@ class LogStoreContainer(StackContainer):
     image_key = "logs"
     alias = "victoria-logs"
     published = {"logs": 9428}
-    syslog_port = 514
 
     def configure(self, ctx: RunContext) -> None:
         self.with_command(
             [
                 "-storageDataPath=/victoria-logs-data",
                 "-httpListenAddr=:9428",
-                f"-syslog.listenAddr.tcp=:{self.syslog_port}",
                 "-retentionPeriod=7d",
                 "-loggerLevel=WARN",
             ]
         )
 
 
-class ShipperContainer(StackContainer):
-    component = components.SHIPPER
-    image_key = "shipper"
-    alias = "rsyslog"
-    published = {}
+class CollectorContainer(StackContainer):
+    """The log path: tails the services' log dir (a read-only bind mount), takes OTLP logs."""
+
+    component = components.COLLECTOR
+    image_key = "collector"
+    alias = "otelcol"
+    published = {"otlp-logs": 4318}
 
     def configure(self, ctx: RunContext) -> None:
-        conf = ctx.dir("rsyslog") / "rsyslog.conf"
-        conf.write_text(
-            components.rsyslog_config(
-                Path("/logs"), Path("/tmp"), LogStoreContainer.syslog_port, LogStoreContainer.alias
-            )
+        config = components.collector_config(
+            Path("/logs"), "0.0.0.0:4318", f"http://{LogStoreContainer.alias}:9428"
         )
+        conf = ctx.dir("collector") / "config.yaml"
+        conf.write_text(yaml.safe_dump(config, sort_keys=False))
         self.with_volume_mapping(str(ctx.dir("service-logs")), "/logs", "ro")
-        self.with_volume_mapping(str(conf), "/etc/obsconf/rsyslog.conf", "ro")
-        self.add_kwargs(entrypoint=["rsyslogd"])
-        self.with_command(["-n", "-f", "/etc/obsconf/rsyslog.conf", "-i", "/tmp/rsyslog.pid"])
+        self.with_volume_mapping(str(conf), "/etc/otelcol-contrib/config.yaml", "ro")
 
 
 class TraceStoreContainer(StackContainer):
@@ -214,7 +211,7 @@ CONTAINERS: tuple[type[StackContainer], ...] = (
     PrometheusContainer,
     NatsContainer,
     MongoContainer,
-    ShipperContainer,
+    CollectorContainer,
     PostgresContainer,
 )
 

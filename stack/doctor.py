@@ -21,6 +21,7 @@ class Check:
 def _checks() -> list[Check]:
     go = {b.binary: b for b in binaries.go_builds()}
     apt = binaries.apt_packages()
+    collector = binaries.collector_build()
 
     def built(binary: str) -> str:
         b = go[binary]
@@ -35,7 +36,12 @@ def _checks() -> list[Check]:
             "NATS JetStream", "nats-server", ("--version",), f"apt-get install {apt['nats-server']}"
         ),
         Check("Prometheus", "prometheus", ("--version",), f"apt-get install {apt['prometheus']}"),
-        Check("log shipper (rsyslog)", "rsyslogd", ("-v",), f"apt-get install {apt['rsyslogd']}"),
+        Check(
+            "log path (OpenTelemetry Collector)",
+            "otelcol-obsconf",
+            ("--version",),
+            f"obsconf install --only otelcol  (collector builder, {collector.builder})",
+        ),
         Check("log store (VictoriaLogs)", "victoria-logs", ("-version",), built("victoria-logs")),
         Check("trace store (Jaeger v2)", "jaeger", ("version",), built("jaeger")),
         Check("MongoDB wire (FerretDB)", "ferretdb", ("--version",), built("ferretdb")),

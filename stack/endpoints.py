@@ -17,6 +17,7 @@ class Endpoints:
     mongodb: str  # mongodb:// URL (FerretDB locally)
     nats: str  # nats:// URL, JetStream enabled
     log_dir: str = ""  # services write <name>.log here; the log shipper tails it
+    otlp_logs: str = ""  # full URL the log path takes OTLP/HTTP log records at ("" if none)
     scrape_dir: str = ""  # Prometheus file_sd directory: <job>.json registers a target
     kinds: dict[str, str] = field(default_factory=dict)  # backend kind per role
     # Services started on this host bind `service_host`; Prometheus scrapes them at

@@ -60,6 +60,9 @@ PLACEHOLDERS: dict[str, str] = {
     "nats_url": "the NATS server, JetStream enabled: `nats://127.0.0.1:PORT`",
     "otlp_endpoint": "the OTLP/HTTP base URL of the trace store: `http://127.0.0.1:PORT` "
     "(POST spans to `<otlp_endpoint>/v1/traces`)",
+    "otlp_logs_endpoint": "the URL OTLP/HTTP log records are POSTed to: "
+    "`http://127.0.0.1:PORT/v1/logs` (the log path's receiver; empty on a stack without one)",
+    "logs": "the target's `capabilities.logs`: `file` (JSON lines on stdout) or `otlp`",
     "log_path": "the file the service's stdout and stderr are appended to: "
     "`<log_dir>/<service>.log`",
     "python": "the Python interpreter running the harness (for implementations in Python)",
@@ -83,11 +86,12 @@ CONTRACT_ENV: dict[str, str] = {
     "NATS_URL": "{nats_url}",
     "OTEL_EXPORTER_OTLP_ENDPOINT": "{otlp_endpoint}",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "{otlp_logs_endpoint}",
     "OBSCONF_LOG_PATH": "{log_path}",
 }
 
 # Placeholders whose value comes from the target or the run, not from the stack.
-RUN_PLACEHOLDERS = ("faults", "consumer_relation", "span_flush_interval_ms")
+RUN_PLACEHOLDERS = ("faults", "consumer_relation", "span_flush_interval_ms", "logs")
 
 
 class ServiceFailed(RuntimeError):
@@ -166,6 +170,7 @@ def _reference_start() -> StartCommand:
         env={
             "OBSCONF_FAULTS": "{faults}",
             "OBSCONF_CONSUMER_RELATION": "{consumer_relation}",
+            "OBSCONF_LOGS": "{logs}",
             "OBSCONF_TELEMETRY": "on",
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": pythonpath.replace("{", "{{").replace("}", "}}"),
@@ -190,18 +195,23 @@ def stack_values(endpoints: Endpoints) -> dict[str, str]:
         "mongodb_url": endpoints.mongodb,
         "nats_url": endpoints.nats,
         "otlp_endpoint": endpoints.otlp.rstrip("/"),
+        "otlp_logs_endpoint": endpoints.otlp_logs,
         "python": sys.executable,
     }
 
 
 def run_values(
-    faults: str = "", consumer_relation: str = "parent", span_flush_interval: float = 5.0
+    faults: str = "",
+    consumer_relation: str = "parent",
+    span_flush_interval: float = 5.0,
+    logs: str = "file",
 ) -> dict[str, str]:
     """The placeholders whose value comes from the target and the run."""
     return {
         "faults": faults,
         "consumer_relation": consumer_relation,
         "span_flush_interval_ms": str(round(span_flush_interval * 1000)),
+        "logs": logs,
     }
 
 

@@ -278,8 +278,8 @@ def test_compose_target_points_at_the_published_ports(services):
         assert host_port(spec.url) in published(services[spec.name]).values(), spec
     backends = {
         "prometheus": target.backends.prometheus,
-        "victoria-logs": target.backends.logs,
-        "jaeger": target.backends.traces,
+        "victoria-logs": target.backends.logs.url,
+        "jaeger": target.backends.traces.url,
         "nats": target.backends.nats,
         "grafana": target.backends.grafana,
     }

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 NO_ENGINE = "unix:///nonexistent/obsconf-test.sock"
 pytestmark = pytest.mark.timeout(600)  # a hung engine must fail the test, not stall CI
 TRACE_IDS = [gid for gid in catalog() if gid.startswith("TRC-")]
+LOG_IDS = [gid for gid in catalog() if gid.startswith("LOG-")]
 
 
 def _labelled(client, key: str, value: str) -> list[str]:
@@ -184,6 +185,19 @@ def test_trace_guarantees_hold_on_the_container_backend(container_endpoints_file
     outcomes = {g["id"]: (g["outcome"], g["message"][:300]) for g in results["guarantees"]}
     assert {gid: o for gid, o in outcomes.items() if o[0] != "passed"} == {}
     assert set(outcomes) == set(TRACE_IDS)
+
+
+@pytest.mark.parametrize("target", ["reference", "reference-otlp-logs"])
+def test_log_guarantees_hold_on_the_container_backends_collector(
+    container_endpoints_file: Path, target: str
+) -> None:
+    """Lines from the tailed files and OTLP log records both reach the log store through the
+    collector container."""
+    target_file = REPO / "targets" / f"{target}.yaml"
+    results = run_suite("", container_endpoints_file, target=target_file, extra=("-k", "LOG"))
+    outcomes = {g["id"]: (g["outcome"], g["message"][:300]) for g in results["guarantees"]}
+    assert {gid: o for gid, o in outcomes.items() if o[0] != "passed"} == {}
+    assert {gid for gid in outcomes if gid.startswith("LOG-")} == set(LOG_IDS)
 
 
 def test_a_broken_nats_hop_is_caught_on_the_container_backend(

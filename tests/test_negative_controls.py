@@ -6,7 +6,9 @@ and judges each run against the reference's table (reference_services/negative_c
 A fault run covers the families the fault can affect (by the table's claim); the baselines
 cover everything. The reference's link variant
 (consumers start a new trace linked to the publish span) runs the baseline and every fault
-that breaks a NATS hop, so each hop fault is proven caught in both consumer relations.
+that breaks a NATS hop, so each hop fault is proven caught in both consumer relations; the
+variant shipping logs over OTLP runs the baseline and every log fault, so each is proven caught
+both ways logs arrive.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ from obsconf.stack.local import LocalStack
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parent.parent
 LINK_TARGET = REPO / "targets" / "reference-link.yaml"
+# The reference shipping its logs as OTLP log records: each log fault is caught that way too.
+OTLP_LOGS_TARGET = REPO / "targets" / "reference-otlp-logs.yaml"
+LOG_FAULTS = (
+    "drop-logs",
+    "log-no-trace-id",
+    "log-random-trace-id",
+    "plain-text-logs",
+    "consumer-log-before-context",
+)
 # The faults that break a flow where it crosses NATS: each must be caught in link mode too.
 HOP_FAULTS = (
     "no-inject",
@@ -49,13 +60,15 @@ HOP_FAULTS = (
 RUNS = [
     *[MatrixRun(f) for f in ["", *all_faults()]],
     *[MatrixRun(f, LINK_TARGET) for f in ["", *HOP_FAULTS]],
+    *[MatrixRun(f, OTLP_LOGS_TARGET) for f in ["", *LOG_FAULTS]],
 ]
 # Stacks side by side, one run at a time on each (see negative_controls.run_matrix).
 WORKERS = int(os.environ.get("OBSCONF_MATRIX_WORKERS", "2"))
 
 
 def _run_id(run: MatrixRun) -> str:
-    return f"{'link-' if run.target else ''}{run.fault or 'no-fault'}"
+    prefix = {None: "", LINK_TARGET: "link-", OTLP_LOGS_TARGET: "otlp-logs-"}[run.target]
+    return f"{prefix}{run.fault or 'no-fault'}"
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +109,8 @@ def results(
             reporter.write_line(line)
 
 
-def test_hop_faults_are_reference_faults() -> None:
-    assert set(HOP_FAULTS) <= set(all_faults())
+def test_hop_and_log_faults_are_reference_faults() -> None:
+    assert set(HOP_FAULTS) | set(LOG_FAULTS) <= set(all_faults())
 
 
 @pytest.mark.parametrize("run", RUNS, ids=_run_id)

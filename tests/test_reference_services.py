@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from pymongo import MongoClient
 
-from obsconf.conformance.clients.logs import LogsClient
+from obsconf.conformance.system import stack_store
 from obsconf.reference_services.events import STREAM
 from obsconf.reference_services.launcher import ReferenceServices
 from obsconf.stack.endpoints import Endpoints
@@ -154,7 +154,7 @@ def test_request_id_is_echoed_generated_and_logged(
         describe=f"a log line with request_id {given}",
     )
     assert len(lines[0]["trace_id"]) == 32 and len(lines[0]["span_id"]) == 16
-    logs = LogsClient(endpoints.logs)
+    logs = stack_store("logs", endpoints)
     try:
         poll(
             lambda: logs.lines(USER, request_id=given),

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from obsconf.conformance.clients.logs import LogsClient
 from obsconf.conformance.clients.prometheus import PrometheusClient
+from obsconf.conformance.system import stack_store
 from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.local import register_scrape_target
 from obsconf.stack.ports import free_port
@@ -60,7 +60,7 @@ def test_json_log_line_reaches_the_log_store_and_is_found_by_trace_id(
         out.write(json.dumps({"level": "info", "msg": "other", "trace_id": secrets.token_hex(16)}))
         out.write("\n")
         out.write(json.dumps({"level": "info", "msg": "hello", "trace_id": trace_id}) + "\n")
-    logs = LogsClient(endpoints.logs)
+    logs = stack_store("logs", endpoints)
     lines = poll(
         lambda: logs.lines("stack-test", trace_id=trace_id),
         until=lambda found: len(found) == 1,
@@ -130,7 +130,7 @@ def test_span_exported_over_otlp_is_fetched_from_the_trace_store(endpoints: Endp
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import SpanKind
 
-    from obsconf.conformance.clients.traces import TracesClient
+    from obsconf.conformance.clients.jaeger import Jaeger
 
     provider = TracerProvider(resource=Resource.create({"service.name": "stack-test"}))
     provider.add_span_processor(
@@ -145,7 +145,7 @@ def test_span_exported_over_otlp_is_fetched_from_the_trace_store(endpoints: Endp
     provider.shutdown()
     trace_id = format(parent.get_span_context().trace_id, "032x")
 
-    traces = TracesClient(endpoints.traces)
+    traces = Jaeger(endpoints.traces)
     spans = poll(
         lambda: traces.trace(trace_id),
         until=lambda s: len(s) == 2,

@@ -189,8 +189,19 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def test_every_collector_module_is_of_the_pinned_release() -> None:
+    collector = binaries.collector_build()
+    release = collector.release.rsplit(".", 1)[0]  # 0.165.0 -> 0.165: contrib patches count
+    pins = [collector.builder.replace("@", " "), *sum(collector.modules.values(), [])]
+    assert {pin.split()[1].rsplit(".", 1)[0] for pin in pins} == {f"v{release}"}, pins
+    manifest = collector.manifest(Path("/out"))
+    assert manifest["receivers"][1]["gomod"].startswith("github.com/open-telemetry/")
+    assert manifest["dist"]["version"] == collector.release
+
+
 def test_second_install_run_on_a_warm_machine_does_nothing() -> None:
-    if any(binaries.find(b.binary) is None for b in binaries.go_builds()):
+    builds = [*binaries.go_builds(), binaries.collector_build()]
+    if any(binaries.find(b.binary) is None for b in builds):
         pytest.fail("stack components not installed: run `obsconf install` first")
     started = time.monotonic()
     proc = subprocess.run(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from obsconf.conformance.clients.registry import StoreSpec
 from obsconf.conformance.target import TargetError, load_target, parse_target
 from obsconf.stack.ports import free_port
 from obsconf.stack.services import PREDEFINED
@@ -89,6 +90,15 @@ def test_settle_interval_follows_the_declared_flush_interval() -> None:
                 "name": "x",
                 "services": {"start": "reference"},
                 "backends": {"start": "local"},
+                "capabilities": {"logs": "syslog"},
+            },
+            "capabilities.logs",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local"},
                 "metrics": {"requests": 3},
             },
             "metrics.requests",
@@ -105,11 +115,90 @@ def test_settle_interval_follows_the_declared_flush_interval() -> None:
             },
             "backends.images.loki",
         ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local", "logs": {"kind": "splunk", "url": "http://l"}},
+            },
+            "backends.logs.kind",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local", "traces": {"kind": "jaeger", "tenant": "a"}},
+            },
+            "backends.traces.tenant",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local", "traces": {"kind": "tempo", "api": "v3"}},
+            },
+            "backends.traces.api",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {
+                    "user": {"url": "http://u"},
+                    "order": {"url": "http://o"},
+                    "inventory": {"url": "http://i"},
+                },
+                "backends": {
+                    "prometheus": "http://p",
+                    "logs": {"kind": "victorialogs"},
+                    "traces": "http://t",
+                },
+            },
+            "backends.logs.url",
+        ),
     ],
 )
 def test_malformed_target_names_the_field(data: dict, path_in_error: str) -> None:
     with pytest.raises(TargetError, match=re.escape(f"t.yaml: {path_in_error}:")):
         parse_target(data, "t.yaml")
+
+
+def test_a_target_says_how_its_logs_are_shipped() -> None:
+    otlp = load_target(REPO / "targets" / "reference-otlp-logs.yaml")
+    assert otlp.logs == "otlp" and load_target(REPO / "targets" / "reference.yaml").logs == "file"
+
+
+def test_log_and_trace_stores_are_chosen_by_kind_and_plain_urls_keep_their_meaning() -> None:
+    urls = {role: {"url": f"http://{role}"} for role in ("user", "order", "inventory")}
+    plain = parse_target(
+        {
+            "name": "x",
+            "services": urls,
+            "backends": {"prometheus": "http://p", "logs": "http://l/", "traces": "http://t"},
+        }
+    )
+    assert plain.backends.logs == StoreSpec("victorialogs", "http://l")
+    assert plain.backends.traces == StoreSpec("jaeger", "http://t")
+    chosen = parse_target(
+        {
+            "name": "x",
+            "services": urls,
+            "backends": {
+                "prometheus": "http://p",
+                "logs": {"kind": "loki", "url": "http://loki:3100", "tenant": "team-a"},
+                "traces": {"kind": "tempo", "url": "http://tempo:3200"},
+            },
+        }
+    )
+    assert chosen.backends.logs == StoreSpec("loki", "http://loki:3100", {"tenant": "team-a"})
+    assert chosen.backends.traces == StoreSpec("tempo", "http://tempo:3200")
+
+
+def test_the_loki_tempo_example_target_names_both_adapters() -> None:
+    target = load_target(REPO / "targets" / "loki-tempo.yaml")
+    assert target.backends.logs == StoreSpec(
+        "loki", "http://127.0.0.1:3100", {"service_label": "service_name"}
+    )
+    assert target.backends.traces == StoreSpec("tempo", "http://127.0.0.1:3200", {"api": "v2"})
 
 
 def test_non_yaml_file_is_rejected(tmp_path: Path) -> None:

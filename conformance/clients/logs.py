@@ -1,26 +1,16 @@
-"""Log store client: VictoriaLogs' LogsQL query API.
+"""The log store protocol: what the LOG checks ask of any log store, whichever product it is.
 
-Services log one JSON object per line; the shipper forwards each line with the stream field
-`app_name` set to the service name; the JSON line is the message. So
-`app_name:="user-service" "…" | unpack_json | filter trace_id:="…"` is the LogsQL equivalent of
-the LogQL `{service="user-service"} | json | trace_id="…"` (the bare phrase narrows the scan
-to lines containing the value before they are unpacked). `lines()` returns each line as the service
-wrote it (parsed JSON, or None when the line was not JSON) with the store's timestamp.
+A check asks for the lines one service wrote, optionally in a time window and with field
+equality (`trace_id="…"`), or for their number, and shows the query it ran in the store's own
+language. Each adapter module (`victorialogs`, `loki`, …) implements this for one product;
+`obsconf.conformance.clients.registry` picks one by the target's `backends.logs.kind`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
-import httpx
-
-from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
-
-STREAM_FIELD = "app_name"
-QUERY_LIMIT = 20000  # entries one query returns at most (callers page by window beyond it)
+from typing import Any, ClassVar, Protocol
 
 
 @dataclass(frozen=True)
@@ -33,69 +23,40 @@ class LogLine:
         return (self.fields or {}).get(key, default)
 
 
-def _quote(value: str) -> str:
-    return json.dumps(value)
+def parse_line(raw: str, time: float) -> LogLine:
+    """A stored line: its JSON object when it is one, else `fields=None`."""
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
+    return LogLine(raw, parsed if isinstance(parsed, dict) else None, time)
 
 
-def _rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).astimezone().isoformat()
+class LogStore(Protocol):
+    """A log store as the checks use it. `equals` filters on the lines' JSON fields."""
 
+    role: ClassVar[str]  # "logs"
+    kind: ClassVar[str]  # the target's backends.logs.kind
+    language: ClassVar[str]  # name of the query language shown in evidence ("LogsQL")
+    options: ClassVar[dict[str, str]]  # option name -> what it sets (target fields)
+    ready_url: str  # answers < 500 when the store serves queries
 
-class LogsClient:
-    def __init__(self, base_url: str, stream_field: str = STREAM_FIELD, timeout: float = 5.0):
-        self.base_url = base_url.rstrip("/")
-        self.stream_field = stream_field
-        self._http = httpx.Client(timeout=timeout)
-
-    def selector(
+    def query_text(
         self, service: str, since: float | None = None, until: float | None = None, **equals: str
     ) -> str:
-        """LogsQL for one service's lines, optionally in a time window and with field equality."""
-        query = f"{self.stream_field}:={_quote(service)}"
-        if since is not None or until is not None:
-            start = _rfc3339(since) if since is not None else "-inf"
-            end = _rfc3339(until) if until is not None else "now"
-            query += f" _time:[{start}, {end}]"
-        for value in equals.values():
-            query += f" {_quote(value)}"
-        if equals:
-            query += " | unpack_json"
-            for key, value in equals.items():
-                query += f" | filter {key}:={_quote(value)}"
-        return query
-
-    def query(self, logsql: str, limit: int = QUERY_LIMIT) -> list[dict[str, Any]]:
-        """Raw LogsQL query: one dict per matching entry (the store's fields)."""
-        url = f"{self.base_url}/select/logsql/query"
-        try:
-            response = self._http.post(url, data={"query": logsql, "limit": str(limit)})
-        except httpx.TransportError as error:
-            raise BackendUnreachable(f"LogsQL {logsql!r}: cannot reach {url}: {error}") from error
-        if response.status_code != 200:
-            raise BackendError(
-                f"LogsQL {logsql!r}: {url} answered {response.status_code}: {response.text[:500]}"
-            )
-        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
-
-    def count(self, logsql: str) -> int:
-        """Number of entries matching a LogsQL filter."""
-        rows = self.query(f"{logsql} | stats count() as n")
-        return int(rows[0]["n"]) if rows else 0
+        """The query `lines` runs, in the store's language, for evidence and messages."""
+        ...
 
     def lines(
         self, service: str, since: float | None = None, until: float | None = None, **equals: str
     ) -> list[LogLine]:
         """The lines `service` wrote, oldest first, filtered by window and field equality."""
-        result = []
-        for entry in self.query(self.selector(service, since, until, **equals)):
-            raw = entry.get("_msg", "")
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
-            stamp = datetime.fromisoformat(entry["_time"].replace("Z", "+00:00")).timestamp()
-            result.append(LogLine(raw, parsed if isinstance(parsed, dict) else None, stamp))
-        return sorted(result, key=lambda line: line.time)
+        ...
 
-    def close(self) -> None:
-        self._http.close()
+    def count(
+        self, service: str, since: float | None = None, until: float | None = None, **equals: str
+    ) -> int:
+        """How many lines `lines` would return (counted by the store, without a limit)."""
+        ...
+
+    def close(self) -> None: ...

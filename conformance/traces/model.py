@@ -1,8 +1,9 @@
 """The span model every trace check works on, parsed from OTLP JSON.
 
-OTLP JSON is what Jaeger's `/api/v3/traces/{id}` returns (under `result`) and what Tempo's
-`/api/traces/{id}` returns, so one parser serves both. Ids are lower-case hex; kinds and
-status codes are normalised to short upper-case names (`SERVER`, `PRODUCER`, `ERROR`).
+OTLP JSON is what Jaeger's trace-by-id API returns (under `result`) and what Tempo's returns
+(under `trace`, or as `batches`), so one parser serves every trace store adapter. Ids are
+lower-case hex; kinds and status codes are normalised to short upper-case names (`SERVER`,
+`PRODUCER`, `ERROR`).
 """
 
 from __future__ import annotations

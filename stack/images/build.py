@@ -1,12 +1,13 @@
 """`obsconf images`: build the local image set here, where no registry can be pulled from.
 
-Static Go builds (VictoriaLogs, Jaeger, FerretDB) go `FROM scratch`, and so do Debian's
-Prometheus and nats-server, Go binaries that need only the C library: the shared objects `ldd`
-lists are copied beside them. PostgreSQL and rsyslog, which need many libraries and files, go on
-a base made with `debootstrap` and `docker import`; the debootstrap rootfs is cached as a
-tarball under the binary cache, keyed by suite and package list, so it is made once per
-machine. Every image is built from the same binaries the local backend runs (`obsconf install`
-first). Re-running is cheap: Docker's build cache keys each COPY by content.
+Static Go builds (VictoriaLogs, Jaeger, FerretDB, the collector) go `FROM scratch`, and so do
+Debian's Prometheus and nats-server, Go binaries that need only the C library: the shared
+objects `ldd` lists are copied beside them. PostgreSQL and rsyslog (the compose file's
+shipper), which need many libraries and files, go on a base made with `debootstrap` and
+`docker import`; the debootstrap rootfs is cached as a tarball under the binary cache, keyed
+by suite and package list, so it is made once per machine. Every image is built from the same
+binaries the local backend runs (`obsconf install` first). Re-running is cheap: Docker's
+build cache keys each COPY by content.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class LocalImage:
 LOCAL_IMAGES = (
     LocalImage("logs", "victoria-logs", needs_base=False),
     LocalImage("traces", "jaeger", needs_base=False),
+    LocalImage("collector", "otelcol-obsconf", needs_base=False),
     LocalImage("mongodb", "ferretdb", needs_base=False),
     LocalImage("nats", "nats-server", needs_base=False, shared_libs=True),
     LocalImage("prometheus", "prometheus", needs_base=False, shared_libs=True),
