@@ -148,7 +148,16 @@ def run_service(service: str, default_port: int, create_app: Callable[[Settings]
     except ValueError as error:
         print(f"{service}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    setup_logging(service)
+    if settings.logs not in ("file", "otlp") or (
+        settings.logs == "otlp" and not settings.otlp_logs_endpoint
+    ):
+        print(
+            f"{service}: OBSCONF_LOGS must be file or otlp (otlp needs "
+            f"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT), got {settings.logs!r}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    setup_logging(service, ship=settings.logs, otlp_logs_endpoint=settings.otlp_logs_endpoint)
     setup_tracing(service, settings.otlp_endpoint, enabled=settings.telemetry)
     app = create_app(settings)
     instrument_app(app)
@@ -172,4 +181,5 @@ def run_service(service: str, default_port: int, create_app: Callable[[Settings]
             timeout_graceful_shutdown=3,
         )
     finally:
+        logging.shutdown()  # flushes OTLP log records
         shutdown_tracing()

@@ -235,8 +235,8 @@ def test_target_and_port_forwards_agree(objects: list[dict]) -> None:
     b = target.backends
     urls |= {
         "prometheus": b.prometheus,
-        "victoria-logs": b.logs,
-        "jaeger": b.traces,
+        "victoria-logs": b.logs.url,
+        "jaeger": b.traces.url,
         "nats": b.nats,
     }
     assert len(by_local) == len(forwards) == len(urls)
