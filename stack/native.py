@@ -2,9 +2,9 @@
 
 One row of `NATIVE` per implementation: its source directory (in this repository), its lock
 files, the build command and where the command leaves the binary. The key of a build is the
-hash of the lock files *and* every source file (a changed source must not run a stale binary);
-the binary is kept at `<cache>/native/<name>/<hash>/<binary>` outside the repository, so a warm
-machine builds nothing. Build commands run in the source directory with `{work}` (a scratch
+hash of the lock files, every source file and the build command (a changed source or flag must
+not run a stale binary); the binary is kept at `<cache>/native/<name>/<hash>/<binary>` outside
+the repository, so a warm machine builds nothing. Build commands run in the source directory with `{work}` (a scratch
 directory kept per implementation, for incremental builds such as cargo's target dir) in their
 arguments; one build per implementation at a time (a file lock), so parallel runs share it.
 
@@ -60,8 +60,8 @@ class NativeBuild:
         return self.root / "work"
 
     def key(self) -> str:
-        """Hash of the lock files and every source file (path and content)."""
-        digest = hashlib.sha256()
+        """Hash of the build command, the lock files and every source file (path, content)."""
+        digest = hashlib.sha256(repr((self.command, sorted(self.env.items()))).encode())
         for lock in self.locks:
             digest.update(f"lock {lock}\n".encode())
             digest.update((self.source_dir / lock).read_bytes())
@@ -95,7 +95,15 @@ NATIVE: dict[str, NativeBuild] = {
             name="inventory-go",
             source="implementations/inventory-go",
             locks=("go.mod", "go.sum"),
-            command=("go", "build", "-trimpath", "-o", "{work}/inventory-go", "."),
+            command=(
+                "go",
+                "build",
+                "-trimpath",
+                "-ldflags=-s -w",
+                "-o",
+                "{work}/inventory-go",
+                ".",
+            ),
             artifact="{work}/inventory-go",
             toolchain="go",
             env={"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"},

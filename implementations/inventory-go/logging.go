@@ -84,10 +84,10 @@ func (l *Logger) format(ctx context.Context, level, logger, msg string, fields F
 		if buf.Len() > 1 {
 			buf.WriteByte(',')
 		}
-		k, _ := json.Marshal(key)
-		v, err := json.Marshal(value)
+		k, _ := marshal(key)
+		v, err := marshal(value)
 		if err != nil {
-			v, _ = json.Marshal(fmt.Sprint(value))
+			v, _ = marshal(fmt.Sprint(value))
 		}
 		buf.Write(k)
 		buf.WriteByte(':')
@@ -111,6 +111,17 @@ func (l *Logger) format(ctx context.Context, level, logger, msg string, fields F
 	}
 	buf.WriteString("}\n")
 	return buf.Bytes()
+}
+
+// marshal is json.Marshal without HTML escaping (`->` stays readable in messages).
+func marshal(value any) ([]byte, error) {
+	var buf bytes.Buffer
+	encoder := json.NewEncoder(&buf)
+	encoder.SetEscapeHTML(false)
+	if err := encoder.Encode(value); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // lineWriter turns whatever a library prints (Go's `log` package, OpenTelemetry's error

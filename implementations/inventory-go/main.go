@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -21,6 +23,9 @@ import (
 const durable = "inventory-service-order-created"
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck())
+	}
 	cfg, err := configFromEnv()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "inventory-go: %v\n", err)
@@ -33,7 +38,19 @@ func main() {
 
 func run(cfg Config) error {
 	metrics := newMetrics()
-	logger := newLogger(os.Stdout, cfg.Service, cfg.Faults, metrics)
+	var out io.Writer = os.Stdout
+	if dir := os.Getenv("OBSCONF_LOG_DIR"); dir != "" {
+		// In a container with no shell (compose): also append to the file the shipper tails.
+		file, err := os.OpenFile(filepath.Join(dir, cfg.Service+".log"),
+			os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "inventory-go: OBSCONF_LOG_DIR: %v\n", err)
+			return err
+		}
+		defer file.Close()
+		out = io.MultiWriter(os.Stdout, file)
+	}
+	logger := newLogger(out, cfg.Service, cfg.Faults, metrics)
 	log.SetFlags(0)
 	log.SetOutput(lineWriter{logger: logger, level: "warning", name: "stdlib"})
 	fail := func(step string, err error) error {
@@ -90,6 +107,23 @@ func run(cfg Config) error {
 		logger.Warn(context.Background(), "service", "shutdown: "+err.Error(), nil)
 	}
 	return nil
+}
+
+// healthcheck is the container's health probe (a scratch image has no curl): GET /health on
+// the service's own port; 0 when it answers 200.
+func healthcheck() int {
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://127.0.0.1:" + env("OBSCONF_PORT", "8002") + "/health")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "health:", resp.Status)
+		return 1
+	}
+	return 0
 }
 
 // onOrderCreated reserves the order's items once per event.
