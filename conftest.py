@@ -1,3 +1,4 @@
-"""Project-wide pytest wiring: the stack and services fixtures, and the conformance plugin."""
+"""Project-wide pytest wiring: the reference services fixture. The conformance plugin (and the
+stack fixtures it brings) is the installed package's `pytest11` entry point, `obsconf`."""
 
-pytest_plugins = ["fixtures.stack", "fixtures.services", "fixtures.conformance"]
+pytest_plugins = ["obsconf.fixtures.services"]

@@ -27,10 +27,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stack.endpoints import Endpoints
-from stack.local import LocalStack
-from stack.native import NATIVE
-from stack.services import PREDEFINED, ServiceProcesses, StartCommand
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.local import LocalStack
+from obsconf.stack.native import NATIVE
+from obsconf.stack.services import PREDEFINED, ServiceProcesses, StartCommand
 
 Body = Callable[[str, int], dict]
 

@@ -13,7 +13,7 @@ import yaml
 
 CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
 FAMILIES = ("MET", "LOG", "TRC", "PROP", "LOAD")
-KEYS = {"id", "level", "statement"}
+KEYS = {"id", "level", "statement", "fed_by"}
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Guarantee:
     id: str
     level: str  # MUST or SHOULD
     statement: str
+    fed_by: tuple[str, ...] = ()  # scenario names (`scenarios()`)
 
     @property
     def family(self) -> str:
@@ -28,9 +29,21 @@ class Guarantee:
 
 
 @cache
+def _document() -> dict:
+    return yaml.safe_load(CATALOG_FILE.read_text())
+
+
+@cache
+def scenarios() -> dict[str, str]:
+    """The scenarios a run drives, by name: what traffic each sends."""
+    return dict(_document()["scenarios"])
+
+
+@cache
 def catalog() -> dict[str, Guarantee]:
     """Every guarantee by id, in catalog order."""
-    raw = yaml.safe_load(CATALOG_FILE.read_text())["guarantees"]
+    raw = _document()["guarantees"]
+    known_scenarios = scenarios()
     result = {}
     for entry in raw:
         extra = sorted(set(entry) - KEYS)
@@ -40,7 +53,14 @@ def catalog() -> dict[str, Guarantee]:
             id=entry["id"],
             level=entry["level"],
             statement=entry["statement"],
+            fed_by=tuple(entry.get("fed_by") or ()),
         )
+        unknown = [name for name in guarantee.fed_by if name not in known_scenarios]
+        if not guarantee.fed_by or unknown:
+            raise ValueError(
+                f"catalog.yaml: {guarantee.id}: fed_by must name scenarios of `scenarios` "
+                f"({', '.join(known_scenarios)}); got {list(guarantee.fed_by)}"
+            )
         if guarantee.family not in FAMILIES or guarantee.level not in ("MUST", "SHOULD"):
             raise ValueError(f"catalog.yaml: bad id or level in {entry}")
         if guarantee.id in result:

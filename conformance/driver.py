@@ -48,7 +48,8 @@ class Call:
     sent_trace_id: str | None  # the trace id sent in traceparent (None if none was sent)
     client_span_id: str | None
     request_id: str | None
-    sent_headers: dict[str, str]
+    sent_headers: dict[str, str]  # the last field of each name
+    sent_fields: tuple[tuple[str, str], ...]  # every header field sent, in order
     response_headers: dict[str, str]
     body: Any
     started: float  # epoch seconds
@@ -63,6 +64,7 @@ class Driver:
     urls: dict[str, str]  # role -> base URL
     timeout: float = 10.0
     calls: list[Call] = field(default_factory=list)
+    journal: list[Call] | None = None  # the run's record of every call (System.journal)
 
     def __post_init__(self) -> None:
         self._http = httpx.Client(timeout=self.timeout)
@@ -114,12 +116,15 @@ class Driver:
             client_span_id=span_id,
             request_id=request_id,
             sent_headers=sent,
+            sent_fields=tuple(fields),
             response_headers=headers_seen,
             body=body,
             started=started,
             ended=ended,
         )
         self.calls.append(call)
+        if self.journal is not None:
+            self.journal.append(call)
         return call
 
     def close(self) -> None:

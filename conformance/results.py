@@ -1,6 +1,6 @@
 """The results of a conformance run: one typed model, and the one verdict it gives.
 
-`results.json` is `RunResults.to_dict()`; the HTML report, the JUnit XML, `reports.compare`
+`results.json` is `RunResults.to_dict()`; the HTML report, the JUnit XML, `obsconf.reports.compare`
 and `obsconf reproduce` read a run through this model (`load_results`, `RunResults.from_dict`),
 never as raw dicts. The verdict — PASS, FAIL or INCOMPLETE — and the
 exit status of a run come from `verdict()` alone:
@@ -18,7 +18,9 @@ fails as expected (XFAIL) does not either.
 
 Schema versions: 1 is the unversioned document written before deviations and the verdict
 were recorded (read as is: no deviations, verdict recomputed); 2 adds `schema_version`,
-`verdict`, `stopped`, `deviations` and a `deviation` per guarantee.
+`verdict`, `stopped`, `deviations` and a `deviation` per guarantee; 3 adds, per guarantee,
+`fed_by` (the scenarios its verdict rests on) and `examined` (what the whole-run sweep counted:
+lines, spans, traces, requests).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.catalog import Guarantee
-from conformance.deviations import NOT_APPLICABLE, Deviation
+from obsconf.conformance.catalog import Guarantee
+from obsconf.conformance.deviations import NOT_APPLICABLE, Deviation
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PASSED, FAILED, SKIPPED, XFAILED, XPASSED = "passed", "failed", "skipped", "xfailed", "xpassed"
 OUTCOMES = (PASSED, FAILED, SKIPPED, XFAILED, XPASSED)
 # Outcomes that count as a failure of the guarantee (for the verdict when MUST, and compare).
@@ -72,6 +74,8 @@ class GuaranteeResult:
     tests: tuple[str, ...] = ()
     evidence: tuple[Mapping[str, Any], ...] = ()
     deviation: Deviation | None = None
+    fed_by: tuple[str, ...] = ()
+    examined: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def failing(self) -> bool:
@@ -89,6 +93,8 @@ class GuaranteeResult:
             "tests": list(self.tests),
             "evidence": [dict(e) for e in self.evidence],
             "deviation": self.deviation.as_dict() if self.deviation else None,
+            "fed_by": list(self.fed_by),
+            "examined": dict(self.examined),
         }
 
     @classmethod
@@ -108,6 +114,8 @@ class GuaranteeResult:
             tests=tuple(str(t) for t in data.get("tests") or ()),
             evidence=tuple(data.get("evidence") or ()),
             deviation=Deviation.from_dict(deviation) if deviation else None,
+            fed_by=tuple(str(name) for name in data.get("fed_by") or ()),
+            examined={str(k): int(v) for k, v in (data.get("examined") or {}).items()},
         )
 
 
@@ -302,6 +310,19 @@ def fold(
                 tests=tuple(dict.fromkeys(r.nodeid for r in runs)),
                 evidence=tuple(e for r in chosen for e in r.evidence),
                 deviation=deviations.get(gid),
+                fed_by=guarantee.fed_by,
+                examined=_examined(runs),
             )
         )
     return tuple(folded)
+
+
+def _examined(runs: Iterable[Record]) -> dict[str, int]:
+    """What the sweep test of a guarantee counted (`evidence(examined={...})`), per kind."""
+    total: dict[str, int] = {}
+    for record in runs:
+        for piece in record.evidence:
+            for key, count in (piece.get("examined") or {}).items():
+                if key != "window_s":
+                    total[key] = max(total.get(key, 0), int(count))
+    return total

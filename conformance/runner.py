@@ -2,7 +2,8 @@
 
 The target file is validated before anything starts; the suite then runs in-process with
 pytest and leaves `report.html`, `results.json` and `junit.xml` in the output directory.
-Exit status: the run's verdict (`conformance.results.verdict`): 0 PASS, 1 FAIL, 6 INCOMPLETE;
+Exit status: the run's verdict (`obsconf.conformance.results.verdict`): 0 PASS, 1 FAIL, 6
+INCOMPLETE;
 2 when the target file is rejected before anything starts. Fault names are the implementation's
 business: they reach its start commands as `{faults}` (the reference services' `obsconf run`
 checks theirs before calling `run`).
@@ -11,6 +12,7 @@ checks theirs before calling `run`).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance.target import TargetError, load_target
+from obsconf.conformance.target import TargetError, load_target
 
 SUITE_DIR = Path(__file__).resolve().parent
 DEFAULT_TARGET = SUITE_DIR.parent / "targets" / "reference.yaml"
-PLUGINS = ("fixtures.stack", "fixtures.conformance")
+PLUGIN = "obsconf"  # the pytest11 entry point (obsconf.fixtures.conformance)
 
 
 def suite_args(
@@ -37,8 +39,8 @@ def suite_args(
 ) -> list[str]:
     """The pytest command line of one suite run."""
     args = [str(SUITE_DIR), "-p", "no:cacheprovider", "--rootdir", str(SUITE_DIR.parent)]
-    for plugin in PLUGINS:
-        args += ["-p", plugin]
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        args += ["-p", PLUGIN]  # else the entry point loads it
     args += [f"--target={target}", f"--report-dir={out}"]
     args += [f"--fault={f}" for f in faults]
     if stack_endpoints:

@@ -16,14 +16,14 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 
-from conformance.clients.traces import TraceNotFound
-from conformance.driver import Call, Driver
-from conformance.nats_tap import NatsTap, TappedMessage
-from conformance.system import System
-from conformance.traces.analysis import Expectation, analyse_flow, expectation_from_target
-from conformance.traces.flow import flow_spans, follow_links, missing_structure, signature
-from conformance.traces.model import Span
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.nats_tap import NatsTap, TappedMessage
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.analysis import Expectation, analyse_flow, expectation_from_target
+from obsconf.conformance.traces.flow import flow_spans, follow_links, missing_structure, signature
+from obsconf.conformance.traces.model import Span
+from obsconf.stack.waiting import PollTimeout, poll
 
 FLOW_TIMEOUT = 10.0
 WINDOW_SLACK_S = 0.05  # suite and services share a clock; this covers rounding only
@@ -55,6 +55,24 @@ def stock_levels(driver: Driver, sku: str) -> Call:
     return driver.call(
         "inventory", "GET", f"/api/stock-levels?sku={sku}", route="/api/stock-levels"
     )
+
+
+def error_paths(system: System, driver: Driver) -> list[Call]:
+    """The `error-paths` scenario (catalog.yaml `scenarios`): each service's rejection and
+    failure paths, once."""
+    calls = [
+        driver.call("user", "POST", "/api/users", json={"name": "", "email": "not-an-email"}),
+        driver.call("user", "GET", "/api/users/999999999", route="/api/users/{id}"),
+        driver.call("order", "POST", "/api/orders", json={"user_id": 0, "items": []}),
+        driver.call("inventory", "POST", "/api/inventory", json={"sku": "", "qty": 0}),
+    ]
+    hook = system.target.error_hook
+    if hook is not None:
+        calls.append(driver.call("user", hook.method, hook.path))
+    # Their telemetry lands before anything else is sent: the checks that read a flow by its
+    # time window then never see these requests' lines or spans.
+    settle_calls(system, calls)
+    return calls
 
 
 def fetch_trace(system: System, trace_id: str) -> list[Span]:

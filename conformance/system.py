@@ -9,23 +9,25 @@ and returns a `System`; `close()` stops whatever was started.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
 
-from conformance.clients.logs import LogsClient
-from conformance.clients.prometheus import PrometheusClient
-from conformance.clients.traces import TracesClient
-from conformance.target import ROLES, Target
-from stack.backends import STARTED_KINDS, make_stack, stack_kind
-from stack.binaries import MissingBinary
-from stack.docker_engine import NoDockerEngine
-from stack.endpoints import Endpoints
-from stack.images import ImagesMissing
-from stack.local import ComponentFailed
-from stack.services import ServiceFailed, ServiceProcesses, run_values
+from obsconf.conformance.clients.logs import LogsClient
+from obsconf.conformance.clients.prometheus import PrometheusClient
+from obsconf.conformance.clients.traces import TracesClient
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.target import ROLES, Target
+from obsconf.stack.backends import STARTED_KINDS, make_stack, stack_kind
+from obsconf.stack.binaries import MissingBinary
+from obsconf.stack.docker_engine import NoDockerEngine
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.images import ImagesMissing
+from obsconf.stack.local import ComponentFailed
+from obsconf.stack.services import ServiceFailed, ServiceProcesses, run_values
 
 
 class Unreachable(RuntimeError):
@@ -54,7 +56,13 @@ class System:
     traces: TracesClient
     nats_url: str | None
     grafana_url: str | None = None
+    opened_at: float = field(default_factory=time.time)  # epoch s, before services started
+    journal: list[Call] = field(default_factory=list)  # every call any driver made
     _closers: list = field(default_factory=list)
+
+    def driver(self, timeout: float = 10.0) -> Driver:
+        """A request driver whose calls also go into the run's journal."""
+        return Driver(self.urls, timeout=timeout, journal=self.journal)
 
     def close(self) -> None:
         for client in (self.prometheus, self.logs, self.traces):
@@ -116,6 +124,7 @@ def open_system(
     `stack_endpoints` (an `obsconf up --json` file) means an external, already running stack.
     """
     closers: list = []
+    opened_at = time.time()
     try:
         endpoints: Endpoints | None = None
         kind = stack_kind(stack, default=target.backends.start or "external")
@@ -162,5 +171,6 @@ def open_system(
         traces=TracesClient(traces_url),
         nats_url=nats_url,
         grafana_url=target.backends.grafana,
+        opened_at=opened_at,
         _closers=closers,
     )

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conformance.checks import check_equal
-from conformance.driver import Driver
-from conformance.metrics import (
+from obsconf.conformance.checks import check_equal
+from obsconf.conformance.driver import Driver
+from obsconf.conformance.metrics import (
     Key,
     await_scrape_after,
     client_latencies,
@@ -27,9 +27,15 @@ from conformance.metrics import (
     selector,
     snapshot,
 )
-from conformance.scenarios import create_user, get_user, receive_stock, stock_levels, unique_email
-from conformance.system import System
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.scenarios import (
+    create_user,
+    get_user,
+    receive_stock,
+    stock_levels,
+    unique_email,
+)
+from obsconf.conformance.system import System
+from obsconf.stack.waiting import PollTimeout, poll
 
 BY = ("method", "route", "status")
 UNKNOWN_IDS = (999_000_001, 999_000_002, 999_000_003)
@@ -92,7 +98,7 @@ def _snapshots(system: System) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def round_(system: System) -> Round:
     """Send the mix: creates (201), an invalid create (422), reads (200), unknown ids (404)."""
-    driver = Driver(system.urls)
+    driver = system.driver()
     now = time.time()
     for role in system.names:  # requests of earlier tests are counted before the snapshot
         await_scrape_after(system.prometheus, system.names[role], now)
@@ -384,7 +390,7 @@ def business_round(system: System) -> dict[str, tuple[str, float, float, float]]
         "events_consumed": (_business(system, "order", "events_consumed", subject=subject), 2),
     }
     before = {k: settled_value(system, q) for k, (q, _) in queries.items()}
-    driver = Driver(system.urls)
+    driver = system.driver()
     calls = [create_user(driver) for _ in range(2)]
     driver.close()
     assert all(c.status == 201 for c in calls), [c.describe() for c in calls]

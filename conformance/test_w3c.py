@@ -21,17 +21,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conformance.driver import Call, Driver, trace_of
-from conformance.nats_tap import NatsTap, TappedMessage
-from conformance.scenarios import (
+from obsconf.conformance.driver import Call, Driver, trace_of
+from obsconf.conformance.nats_tap import NatsTap, TappedMessage
+from obsconf.conformance.scenarios import (
     create_user,
     fetch_trace,
     poll_trace_ready,
     server_traces_between,
 )
-from conformance.system import System
-from conformance.traces.model import Span
-from conformance.w3c import (
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.model import Span
+from obsconf.conformance.w3c import (
     CONTINUE,
     DISCARD,
     KEEP,
@@ -50,7 +50,7 @@ from conformance.w3c import (
     list_problem,
     members,
 )
-from stack.waiting import PollTimeout, poll
+from obsconf.stack.waiting import PollTimeout, poll
 
 PATH = "/api/users"
 MESSAGE_TIMEOUT = 10.0
@@ -79,7 +79,8 @@ class Sent:
 
 
 def send_raw(system: System, role: str, path: str, fields: list[tuple[str, str]]) -> Call:
-    """GET over a plain HTTP/1.1 connection, the header fields written as given."""
+    """GET over a plain HTTP/1.1 connection, the header fields written as given (the call
+    goes into the run's journal like a driver's)."""
     base = urlsplit(system.urls[role])
     connection = http.client.HTTPConnection(base.hostname or "", base.port, timeout=10)
     try:
@@ -94,7 +95,7 @@ def send_raw(system: System, role: str, path: str, fields: list[tuple[str, str]]
     finally:
         connection.close()
     headers = {k.lower(): v for k, v in response.getheaders()}
-    return Call(
+    call = Call(
         role=role,
         method="GET",
         path=path,
@@ -105,11 +106,14 @@ def send_raw(system: System, role: str, path: str, fields: list[tuple[str, str]]
         client_span_id=None,
         request_id=None,
         sent_headers=dict(fields),
+        sent_fields=tuple(fields),
         response_headers=headers,
         body=body,
         started=started,
         ended=ended,
     )
+    system.journal.append(call)
+    return call
 
 
 def _servers(spans: Iterable[Span], service: str) -> list[Span]:
@@ -160,7 +164,7 @@ class TraceparentSeen:
 def traceparent_seen(system: System) -> list[TraceparentSeen]:
     """Every traceparent case sent to the user service, judged once the store holds the spans
     of a traced request sent after them all."""
-    driver = Driver(system.urls)
+    driver = system.driver()
     sent = []
     for case in TRACEPARENT_CASES:
         ids = Ids.fresh()
@@ -260,7 +264,7 @@ def _require_nats(system: System) -> str:
 def tracestate_seen(system: System) -> list[TracestateSeen]:
     """Every tracestate case sent with a POST /api/users, with the user.created it caused."""
     subject = _require_nats(system)
-    driver = Driver(system.urls)
+    driver = system.driver()
     sent = []
     with NatsTap(system.nats_url or "", [subject]) as tap:
         for case in TRACESTATE_CASES:

@@ -27,6 +27,11 @@ FAULTS: dict[str, Fault] = {
         Fault("log-no-trace-id", "log lines carry empty trace_id and span_id"),
         Fault("log-random-trace-id", "log lines carry random trace/span ids, not the span's"),
         Fault("plain-text-logs", "the per-request access line is plain text, not JSON"),
+        Fault(
+            "plain-text-error-logs",
+            "ERROR lines (5xx, dependency down) are plain text, not JSON: only a sweep over the "
+            "whole run, error paths included, sees them",
+        ),
         Fault("raw-path-label", "metrics use the raw path, not the route template, as endpoint"),
         Fault("no-count-errors", "4xx/5xx responses are not counted (counter nor histogram)"),
         Fault("histogram-skips-errors", "the duration histogram does not observe 4xx/5xx"),

@@ -2,7 +2,7 @@
 
 `render_report(results)` takes the `RunResults` of a run (`conformance/results.py`: target,
 faults, duration, the folded guarantees and the target's declared deviations) and returns the
-page: the run's verdict (`conformance.results.verdict`, the one that also sets the exit
+page: the run's verdict (`obsconf.conformance.results.verdict`, the one that also sets the exit
 status) and a family × level summary, the declared deviations, then one row per guarantee,
 failures first and expanded, each with its evidence — the query run, expected versus seen,
 and for trace evidence a waterfall of the flow's spans with the gap drawn in red and explained
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from conformance.results import (
+from obsconf.conformance.results import (
     FAILED,
     OUTCOMES,
     PASSED,
@@ -31,7 +31,7 @@ from conformance.results import (
     GuaranteeResult,
     RunResults,
 )
-from conformance.traces.render import COLLAPSE_OVER
+from obsconf.conformance.traces.render import COLLAPSE_OVER
 
 FAMILIES = {
     "MET": "Metrics",
@@ -171,7 +171,7 @@ def _visible_children(
 ) -> list[Mapping[str, Any] | Row]:
     """Siblings to draw: a same service+name group of more than COLLAPSE_OVER spans shows its
     first span and one `… N more` row spanning the rest (flagged spans always shown), as the
-    text tree in `conformance.traces.render` does."""
+    text tree in `obsconf.conformance.traces.render` does."""
     sizes = Counter((s.get("service"), s.get("name")) for s in siblings)
     groups: dict[tuple[Any, Any], Row] = {}
     items: list[Mapping[str, Any] | Row] = []
@@ -583,6 +583,14 @@ def _deviation_tag(guarantee: GuaranteeResult) -> str:
     )
 
 
+def _examined_tag(guarantee: GuaranteeResult) -> str:
+    """The sweep's count in the row's summary line: "every" is visibly every."""
+    if not guarantee.examined:
+        return ""
+    kind, count = next(iter(guarantee.examined.items()))
+    return f' <span class="dev">swept {count:,} {esc(kind)}</span>'
+
+
 def _guarantee_row(
     guarantee: GuaranteeResult, grafana_url: str | None, drawn: dict[str, str]
 ) -> str:
@@ -617,6 +625,18 @@ def _guarantee_row(
         body.append(render_evidence(evidence, grafana_url, draw, seen_in))
     if not guarantee.evidence and outcome == PASSED:
         body.append('<p class="muted">No evidence recorded.</p>')
+    if guarantee.fed_by:
+        body.append(
+            '<div class="tests">fed by: '
+            + ", ".join(f"<code>{esc(name)}</code>" for name in guarantee.fed_by)
+            + "</div>"
+        )
+    if guarantee.examined:
+        body.append(
+            '<div class="tests">whole-run sweep examined: '
+            + ", ".join(f"{count:,} {esc(kind)}" for kind, count in guarantee.examined.items())
+            + "</div>"
+        )
     tests = guarantee.tests
     if tests:
         body.append(
@@ -629,7 +649,8 @@ def _guarantee_row(
         f'<span class="badge {esc(outcome)}">{esc(BADGES.get(outcome, outcome.upper()))}</span>'
         f'<span class="lvl {esc(level)}">{esc(level)}</span>'
         f'<span class="gid">{esc(gid)}</span>'
-        f'<span class="stmt">{esc(guarantee.statement)}</span>{_deviation_tag(guarantee)}</summary>'
+        f'<span class="stmt">{esc(guarantee.statement)}</span>{_examined_tag(guarantee)}'
+        f"{_deviation_tag(guarantee)}</summary>"
         f'<div class="body">{"".join(body)}</div></details>'
     )
 

@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stack import native
-from stack.binaries import GoBuild, apt_packages, go_builds
+from obsconf.stack import native
+from obsconf.stack.binaries import GoBuild, apt_packages, go_builds
 
 
 class InstallError(RuntimeError):

@@ -4,9 +4,10 @@ One row of `NATIVE` per implementation: its source directory (in this repository
 files, the build command and where the command leaves the binary. The key of a build is the
 hash of the lock files, every source file and the build command (a changed source or flag must
 not run a stale binary); the binary is kept at `<cache>/native/<name>/<hash>/<binary>` outside
-the repository, so a warm machine builds nothing. Build commands run in the source directory with `{work}` (a scratch
-directory kept per implementation, for incremental builds such as cargo's target dir) in their
-arguments; one build per implementation at a time (a file lock), so parallel runs share it.
+the repository, so a warm machine builds nothing. Build commands run in the source directory
+with `{work}` (a scratch directory kept per implementation, for incremental builds such as
+cargo's target dir) in their arguments; one build per implementation at a time (a file lock),
+so parallel runs share it.
 
 Start commands reach a build with the placeholder `{build[<name>]}` (stack/services.py); it
 builds on first use, `obsconf install` builds them all ahead, `obsconf doctor` reports them.
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack.binaries import cache_root
+from obsconf.stack.binaries import cache_root
 
 REPO = Path(__file__).resolve().parent.parent
 # Directories a build writes into its source tree, never hashed.

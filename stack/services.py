@@ -32,12 +32,12 @@ from pathlib import Path
 
 import httpx
 
-from stack.endpoints import Endpoints
-from stack.local import register_scrape_target
-from stack.native import NATIVE, BuiltBinaries
-from stack.ports import free_port
-from stack.process import ManagedProcess
-from stack.waiting import PollTimeout, poll
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.local import register_scrape_target
+from obsconf.stack.native import NATIVE, BuiltBinaries
+from obsconf.stack.ports import free_port
+from obsconf.stack.process import ManagedProcess
+from obsconf.stack.waiting import PollTimeout, poll
 
 READY_TIMEOUT = 30.0
 BUILD_PLACEHOLDER = "build[NAME]"
@@ -172,16 +172,18 @@ class StartCommand:
         return replace(self, env={**self.env, **env})
 
 
-def _repo_root() -> Path:
-    """The directory holding the `stack` and `reference_services` packages."""
-    return Path(__file__).resolve().parent.parent
+def _import_root() -> Path:
+    """The directory the `obsconf` package is imported from (a checkout, or site-packages)."""
+    import obsconf
+
+    return Path(obsconf.__file__).resolve().parent.parent
 
 
 def _reference_start() -> StartCommand:
-    root = str(_repo_root())
+    root = str(_import_root())
     pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     return StartCommand(
-        command=("{python}", "-m", "reference_services.{role}"),
+        command=("{python}", "-m", "obsconf.reference_services.{role}"),
         env={
             "OBSCONF_FAULTS": "{faults}",
             "OBSCONF_CONSUMER_RELATION": "{consumer_relation}",

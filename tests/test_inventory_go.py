@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack.endpoints import Endpoints
-from stack.native import ensure_built
-from stack.ports import free_port
-from stack.process import ManagedProcess
-from stack.services import stack_values
-from stack.waiting import poll
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.native import ensure_built
+from obsconf.stack.ports import free_port
+from obsconf.stack.process import ManagedProcess
+from obsconf.stack.services import stack_values
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 

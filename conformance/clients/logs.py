@@ -17,9 +17,10 @@ from typing import Any
 
 import httpx
 
-from conformance.clients.errors import BackendError, BackendUnreachable
+from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
 
 STREAM_FIELD = "app_name"
+QUERY_LIMIT = 20000  # entries one query returns at most (callers page by window beyond it)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class LogsClient:
                 query += f" | filter {key}:={_quote(value)}"
         return query
 
-    def query(self, logsql: str, limit: int = 20000) -> list[dict[str, Any]]:
+    def query(self, logsql: str, limit: int = QUERY_LIMIT) -> list[dict[str, Any]]:
         """Raw LogsQL query: one dict per matching entry (the store's fields)."""
         url = f"{self.base_url}/select/logsql/query"
         try:

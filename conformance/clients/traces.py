@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 
 import httpx
 
-from conformance.clients.errors import BackendError, BackendUnreachable
-from conformance.traces.model import Span, parse_otlp_json
+from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
+from obsconf.conformance.traces.model import Span, parse_otlp_json
 
 
 def _rfc3339(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+SEARCH_LIMIT = 1000  # traces one search returns at most (callers page by window beyond it)
 
 
 class TraceNotFound(BackendError):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
-from reference_services import faults
+from obsconf.reference_services import faults
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
@@ -41,6 +41,8 @@ class JsonFormatter(logging.Formatter):
             trace_id, span_id = secrets.randbits(128), secrets.randbits(64)
         if faults.enabled("plain-text-logs") and record.name == "reference_services.http":
             return f"{record.levelname} {self.service} {record.getMessage()}"
+        if faults.enabled("plain-text-error-logs") and record.levelno >= logging.ERROR:
+            return f"{record.levelname} {self.service} {record.getMessage()}"
         line: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -63,7 +65,7 @@ class CountRecords(logging.Filter):
     """Counts every line the service writes (log_records_total), before any can be lost."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from reference_services.telemetry.metrics import LOG_RECORDS
+        from obsconf.reference_services.telemetry.metrics import LOG_RECORDS
 
         LOG_RECORDS.labels(record.levelname.lower()).inc()
         return True
