@@ -114,7 +114,7 @@ NATIVE: dict[str, NativeBuild] = {
             source="implementations/order-rust",
             locks=("Cargo.lock",),
             command=("cargo", "build", "--release", "--locked", "--target-dir", "{work}/target"),
-            artifact="{work}/target/release/order-rust",
+            artifact="{work}/target/release/order-service",  # Cargo.toml [[bin]] name
             toolchain="cargo",
         ),
     )

@@ -7,6 +7,8 @@ A fault run covers the families the fault can affect (by the table's claim); the
 cover everything. The reference's link variant
 (consumers start a new trace linked to the publish span) runs the baseline and every fault
 that breaks a NATS hop, so each hop fault is proven caught in both consumer relations.
+Every other implementation (`IMPLEMENTATIONS`: the Go inventory service) adds its baseline and
+one row per fault of its own table, run in its target (only it receives the fault).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from obsconf.reference_services.negative_controls import (
+    IMPLEMENTATIONS,
     MatrixRun,
     Verdict,
     all_faults,
@@ -49,13 +52,17 @@ HOP_FAULTS = (
 RUNS = [
     *[MatrixRun(f) for f in ["", *all_faults()]],
     *[MatrixRun(f, LINK_TARGET) for f in ["", *HOP_FAULTS]],
+    *[run for impl in IMPLEMENTATIONS.values() for run in MatrixRun.of(impl)],
 ]
 # Stacks side by side, one run at a time on each (see negative_controls.run_matrix).
 WORKERS = int(os.environ.get("OBSCONF_MATRIX_WORKERS", "2"))
 
 
 def _run_id(run: MatrixRun) -> str:
-    return f"{'link-' if run.target else ''}{run.fault or 'no-fault'}"
+    variant = {None: "", LINK_TARGET: "link-"}.get(
+        run.target, f"{getattr(run.target, 'stem', '')}-"
+    )
+    return f"{variant}{run.fault or 'no-fault'}"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ var knownFaults = map[string]string{
 	"log-no-trace-id":    "log lines carry empty trace_id and span_id",
 	"plain-text-logs":    "the per-request access line is plain text, not JSON",
 	"drop-logs":          "every 3rd log line is counted but not written",
-	"no-count-errors":    "4xx/5xx responses are not counted (counter nor histogram)",
 	"no-service-name":    "the tracer resource has no service.name",
 }
 

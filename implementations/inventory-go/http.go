@@ -104,11 +104,9 @@ func (a *App) telemetry(c *gin.Context) {
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
-		if !(status >= 400 && a.cfg.Faults.On("no-count-errors")) {
-			labels := []string{method, route, strconv.Itoa(status)}
-			a.metrics.requests.WithLabelValues(labels...).Inc()
-			a.metrics.duration.WithLabelValues(labels...).Observe(time.Since(started).Seconds())
-		}
+		labels := []string{method, route, strconv.Itoa(status)}
+		a.metrics.requests.WithLabelValues(labels...).Inc()
+		a.metrics.duration.WithLabelValues(labels...).Observe(time.Since(started).Seconds())
 		a.logger.Info(ctx, "http", fmt.Sprintf("%s %s -> %d", method, path, status), Fields{
 			"http_method": method, "http_path": path, "http_route": route, "http_status": status,
 			"duration_ms": float64(time.Since(started).Microseconds()) / 1000,
