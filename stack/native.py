@@ -30,6 +30,7 @@ from pathlib import Path
 from obsconf.stack.binaries import cache_root
 
 REPO = Path(__file__).resolve().parent.parent
+KEEP_BUILDS = 3  # per implementation: the newest builds (other checkouts may use older sources)
 # Directories a build writes into its source tree, never hashed.
 UNHASHED_DIRS = frozenset({"target", ".git", "__pycache__"})
 
@@ -174,9 +175,18 @@ def build_into_cache(build: NativeBuild, say: Callable[[str], None] | None = Non
             staged.mkdir()
             shutil.copy2(build.artifact.replace("{work}", work), staged / name)
             os.replace(staged, target.parent)  # atomic: a half-copied dir never looks built
+        _prune(build)
         if say is not None:
             say(f"native {name}: built in {time.monotonic() - started:.0f}s at {target}")
         return target
+
+
+def _prune(build: NativeBuild) -> None:
+    """Keep the `KEEP_BUILDS` newest builds of `build` (each holds a whole binary)."""
+    builds = [d for d in build.root.iterdir() if d.is_dir() and d.name != "work"]
+    builds.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in builds[KEEP_BUILDS:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class BuiltBinaries(Mapping[str, str]):

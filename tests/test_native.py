@@ -53,6 +53,15 @@ def test_the_key_follows_lock_files_and_sources_not_build_output(tiny: NativeBui
     assert build_into_cache(tiny).read_text().endswith("echo changed\n")
 
 
+def test_only_the_newest_builds_are_kept(tiny: NativeBuild) -> None:
+    paths = []
+    for version in range(native.KEEP_BUILDS + 2):
+        (tiny.source_dir / "main.sh").write_text(f"#!/bin/sh\necho {version}\n")
+        paths.append(build_into_cache(tiny))
+    assert [p.exists() for p in paths] == [False] * 2 + [True] * native.KEEP_BUILDS
+    assert (tiny.work_dir / "runs").exists()  # the scratch dir is kept
+
+
 def test_a_failed_build_says_how_to_retry(tiny: NativeBuild) -> None:
     broken = NativeBuild(**{**tiny.__dict__, "command": ("sh", "-c", "echo boom >&2; exit 3")})
     with pytest.raises(native.NativeBuildError, match=r"(?s)exit 3.*boom.*obsconf install"):
