@@ -101,7 +101,8 @@ func (a *App) telemetry(c *gin.Context) {
 		}
 		status := c.Writer.Status()
 		span.SetAttributes(attribute.Int("http.response.status_code", status))
-		if status >= 500 {
+		if status >= 500 { // error.type: conditionally required by the HTTP conventions
+			span.SetAttributes(attribute.String("error.type", strconv.Itoa(status)))
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
 		labels := []string{method, route, strconv.Itoa(status)}
