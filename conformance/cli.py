@@ -28,8 +28,8 @@ Subcommands = argparse._SubParsersAction  # what `add_subparsers` returns
 def cmd_install(args: argparse.Namespace) -> int:
     from obsconf.stack.install import main as install_main
 
-    containers = ["--containers"] if args.containers else []
-    return install_main([f"--only={name}" for name in args.only] + containers)
+    flags = ["--containers"] * args.containers + ["--no-native"] * args.no_native
+    return install_main([f"--only={name}" for name in args.only] + flags)
 
 
 def cmd_doctor(_args: argparse.Namespace) -> int:
@@ -201,6 +201,9 @@ def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.Argumen
     p = sub.add_parser("install", help="install every stack component (idempotent)")
     p.add_argument("--only", action="append", default=[], help="component name")
     p.add_argument("--containers", action="store_true", help="also docker.io and debootstrap (apt)")
+    p.add_argument(
+        "--no-native", action="store_true", help="skip building the Go/Rust implementations"
+    )
     p.set_defaults(fn=cmd_install)
     sub.add_parser("doctor", help="what is installed, what is missing").set_defaults(fn=cmd_doctor)
     p = sub.add_parser("images", help="build the local container images (no registry needed)")

@@ -13,6 +13,12 @@ against a running stack, so each run starts its own reference services with the 
 A run may be limited to some families (`families_of(fault)`: those F can affect, by the
 table's claim); `judge` then holds the guarantees of the families that did not run to
 nothing. The baseline runs every family, so "everything passes" is always checked in full.
+
+Other implementations have negative controls of their own (`IMPLEMENTATIONS`): fault modes
+with the reference's names and meanings, switched by the same variable, run in a target where
+only that implementation receives `{faults}`, and judged against the implementation's own
+table (a fault in one service breaks less than the same fault in all three). A matrix row is
+then (fault, target, table); another implementation is one more entry.
 """
 
 from __future__ import annotations
@@ -40,6 +46,28 @@ REPO = SUITE_DIR.parent
 
 
 # --- the table ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """Another implementation's negative controls: its faults run in `target`, where only it
+    receives `{faults}`, and break what its own `table` (same format as ours) says."""
+
+    name: str
+    target: Path
+    table: Path
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    impl.name: impl
+    for impl in (
+        Implementation(
+            "inventory-go",
+            REPO / "targets" / "reference-go-inventory.yaml",
+            REPO / "implementations" / "inventory-go" / "negative_controls.yaml",
+        ),
+    )
+}
 
 
 def read_table(path: Path = TABLE_FILE) -> dict[str, Any]:
@@ -78,24 +106,24 @@ def unbroken(
 
 
 @cache
-def table() -> dict[str, tuple[str, ...]]:
+def table(path: Path = TABLE_FILE) -> dict[str, tuple[str, ...]]:
     """Fault -> the ids of the guarantees it breaks, in catalog order (checked)."""
-    raw = read_table()
+    raw = read_table(path)
     found = problems(raw)
     if found:
-        raise ValueError(f"{TABLE_FILE.name}: " + "; ".join(found))
+        raise ValueError(f"{path}: " + "; ".join(found))
     order = {gid: index for index, gid in enumerate(catalog())}
     return {fault: tuple(sorted(ids, key=order.__getitem__)) for fault, ids in raw.items()}
 
 
-def broken_by(fault: str) -> list[Guarantee]:
+def broken_by(fault: str, path: Path = TABLE_FILE) -> list[Guarantee]:
     """The guarantees a fault mode must break, in catalog order (none for an unknown name)."""
-    return [catalog()[gid] for gid in table().get(fault, ())]
+    return [catalog()[gid] for gid in table(path).get(fault, ())]
 
 
-def all_faults() -> list[str]:
+def all_faults(path: Path = TABLE_FILE) -> list[str]:
     """Every fault in the table, sorted."""
-    return sorted(table())
+    return sorted(table(path))
 
 
 # --- the matrix --------------------------------------------------------------------------------
@@ -112,11 +140,11 @@ class Verdict:
         return not self.problems
 
 
-def families_of(fault: str) -> list[str]:
+def families_of(fault: str, path: Path = TABLE_FILE) -> list[str]:
     """The families with a guarantee that `fault` breaks (every family for no fault)."""
     if not fault:
         return list(FAMILIES)
-    return [f for f in FAMILIES if any(g.family == f for g in broken_by(fault))]
+    return [f for f in FAMILIES if any(g.family == f for g in broken_by(fault, path))]
 
 
 def run_suite(
@@ -159,11 +187,13 @@ def run_suite(
         return json.loads(results.read_text())
 
 
-def judge(fault: str, results: dict, ran: list[str] | None = None) -> Verdict:
-    """Compare one run's outcomes with what the table says `fault` breaks; `ran` names the
-    families the run was limited to (None: all)."""
+def judge(
+    fault: str, results: dict, ran: list[str] | None = None, path: Path = TABLE_FILE
+) -> Verdict:
+    """Compare one run's outcomes with what the table at `path` says `fault` breaks; `ran`
+    names the families the run was limited to (None: all)."""
     outcomes = {g["id"]: g["outcome"] for g in results["guarantees"]}
-    named = {g.id for g in broken_by(fault)} if fault else set()
+    named = {g.id for g in broken_by(fault, path)} if fault else set()
     families = {catalog()[gid].family for gid in named}
     problems = []
     for gid, guarantee in catalog().items():
@@ -182,26 +212,33 @@ def judge(fault: str, results: dict, ran: list[str] | None = None) -> Verdict:
 
 @dataclass(frozen=True)
 class MatrixRun:
-    """One cell row of the matrix: a fault (or none) against a target (None: the default)."""
+    """One row of the matrix: a fault (or none) against a target (None: the default), judged
+    by a table (the reference's, or another implementation's)."""
 
     fault: str
     target: Path | None = None
+    table: Path = TABLE_FILE
 
     @property
     def label(self) -> str:
         variant = f" [{self.target.stem}]" if self.target else ""
         return f"{self.fault or '(none)'}{variant}"
 
+    @classmethod
+    def of(cls, impl: Implementation) -> list[MatrixRun]:
+        """The rows of another implementation: its baseline, then each of its faults."""
+        return [cls(f, impl.target, impl.table) for f in ["", *all_faults(impl.table)]]
+
 
 def judged_run(run: MatrixRun, stack_endpoints: Path) -> tuple[Verdict, str | None]:
     """Run and judge one row, limited to the families its fault can affect. A mismatch is run
     once more (a timing flake on 2 busy cores must neither hide nor fake a result): the second
     verdict counts, and the first mismatch comes back as a warning to report."""
-    families = families_of(run.fault)
+    families = families_of(run.fault, run.table)
 
     def once() -> Verdict:
         results = run_suite(run.fault, stack_endpoints, target=run.target, families=families)
-        return replace(judge(run.fault, results, ran=families), fault=run.label)
+        return replace(judge(run.fault, results, ran=families, path=run.table), fault=run.label)
 
     verdict = once()
     if verdict.ok:

@@ -103,6 +103,10 @@ def doctor() -> int:
         else:
             version = pinned.get(check.binary) or _version(str(path), check.version_args)
             print(f"ok       {check.component:<28} {version}  [{path}]")
+    from obsconf.stack.native import status
+
+    for name, line in status():
+        print(f"{'ok' if line.startswith('built') else 'absent':<8} {'native ' + name:<28} {line}")
     from obsconf.stack.docker_engine import engine_answers
 
     if engine_answers():

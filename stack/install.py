@@ -3,7 +3,9 @@
 Debian packages come from apt; VictoriaLogs, Jaeger and FerretDB are built with the machine's Go
 at the versions pinned in `versions.toml`, the OpenTelemetry Collector with the collector
 builder from the modules pinned there, into a cache outside the repository keyed by name and
-version. Go's own module and build caches are reused, so a warm second run does nothing.
+version. Go's own module and build caches are reused, so a warm second run does nothing. The
+native implementations of this repository (stack/native.py: the Go inventory and Rust order
+services) are built into the same cache keyed by the hash of their lock files and sources.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from obsconf.stack import native
 from obsconf.stack.binaries import CollectorBuild, GoBuild, apt_packages, collector_build, go_builds
 
 
@@ -158,8 +161,29 @@ def install_collector(build: CollectorBuild) -> None:
     _say(f"collector {build.release}: built in {time.monotonic() - start:.0f}s")
 
 
-def install(only: Sequence[str] = (), containers: bool = False) -> None:
-    """Install everything (or only the named components); `containers` adds the engine."""
+def install_native(only: Sequence[str] = ()) -> None:
+    """Build the native implementations whose sources are here (a toolchain that is missing
+    only skips its implementations, with a note: the stack does not need them)."""
+    for build in native.NATIVE.values():
+        if only and build.name not in only:
+            continue
+        if not build.source_dir.is_dir():
+            continue
+        if build.built():
+            _say(f"native {build.name}: cached at {build.path()}")
+            continue
+        if shutil.which(build.toolchain) is None and not only:
+            _say(f"native {build.name}: skipped, `{build.toolchain}` is not on PATH")
+            continue
+        try:
+            native.ensure_built(build.name, _say)
+        except native.NativeBuildError as error:
+            raise InstallError(str(error)) from None
+
+
+def install(only: Sequence[str] = (), containers: bool = False, with_native: bool = True) -> None:
+    """Install everything (or only the named components); `containers` adds the engine;
+    `with_native` builds the native implementations too."""
     start = time.monotonic()
     apt = apt_packages(containers)
     packages = [pkg for name, pkg in apt.items() if not only or name in only]
@@ -171,6 +195,8 @@ def install(only: Sequence[str] = (), containers: bool = False) -> None:
     collector = collector_build()
     if not only or collector.name in only:
         install_collector(collector)
+    if with_native:
+        install_native(only)
     _say(f"all done in {time.monotonic() - start:.1f}s")
 
 
@@ -184,9 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also the container backend's Debian packages (docker.io, debootstrap)",
     )
+    parser.add_argument(
+        "--no-native",
+        action="store_true",
+        help="skip building the native implementations (Go inventory, Rust order)",
+    )
     args = parser.parse_args(argv)
     try:
-        install(args.only, args.containers)
+        install(args.only, args.containers, not args.no_native)
     except InstallError as error:
         print(f"[install] FAILED: {error}", file=sys.stderr)
         return 1

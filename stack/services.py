@@ -34,11 +34,13 @@ import httpx
 
 from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.local import register_scrape_target
+from obsconf.stack.native import NATIVE, BuiltBinaries
 from obsconf.stack.ports import free_port
 from obsconf.stack.process import ManagedProcess
 from obsconf.stack.waiting import PollTimeout, poll
 
 READY_TIMEOUT = 30.0
+BUILD_PLACEHOLDER = "build[NAME]"
 CALL_HOST = "127.0.0.1"  # where the suite calls the services (they bind endpoints.service_host)
 LOG_TAIL_LINES = 30
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -71,6 +73,9 @@ PLACEHOLDERS: dict[str, str] = {
     "consumer_relation": "the target's `capabilities.consumer_relation`: `parent` or `link`",
     "span_flush_interval_ms": "the target's `capabilities.span_flush_interval` in whole "
     "milliseconds (e.g. for `OTEL_BSP_SCHEDULE_DELAY`)",
+    BUILD_PLACEHOLDER: "the binary of native implementation NAME of this repository "
+    "(`inventory-go`, `order-rust`), built into the cache keyed by its sources' hash on first "
+    "use (`obsconf install` builds them ahead)",
 }
 
 # The environment every started service receives (on top of the harness's own environment;
@@ -89,6 +94,18 @@ CONTRACT_ENV: dict[str, str] = {
     "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "{otlp_logs_endpoint}",
     "OBSCONF_LOG_PATH": "{log_path}",
 }
+
+# `{build[inventory-go]}`: index syntax, so str.format looks the name up in a mapping.
+BUILD_KEY = "build"
+
+
+def _build_name(field_name: str) -> str | None:
+    """`inventory-go` for the field `build[inventory-go]`, None for any other field."""
+    prefix, sep, rest = field_name.partition("[")
+    if prefix != BUILD_KEY or not sep or not rest.endswith("]") or "[" in rest:
+        return None
+    return rest[:-1]
+
 
 # Placeholders whose value comes from the target or the run, not from the stack.
 RUN_PLACEHOLDERS = ("faults", "consumer_relation", "span_flush_interval_ms", "logs")
@@ -115,7 +132,11 @@ def placeholders_in(template: str) -> list[str]:
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
-        if name not in PLACEHOLDERS or spec or conversion:
+        built = _build_name(name)
+        if built is not None and built in NATIVE and not (spec or conversion):
+            names.append(BUILD_PLACEHOLDER)
+            continue
+        if name not in PLACEHOLDERS or name == BUILD_PLACEHOLDER or spec or conversion:
             shown = (
                 "{"
                 + name
@@ -131,7 +152,7 @@ def placeholders_in(template: str) -> list[str]:
     return names
 
 
-def render(template: str, values: Mapping[str, str]) -> str:
+def render(template: str, values: Mapping[str, object]) -> str:
     return template.format_map(values)
 
 
@@ -215,7 +236,7 @@ def run_values(
     }
 
 
-def contract_environment(values: Mapping[str, str]) -> dict[str, str]:
+def contract_environment(values: Mapping[str, object]) -> dict[str, str]:
     """`CONTRACT_ENV` rendered for one service (`values`: every placeholder's value)."""
     return {name: render(template, values) for name, template in CONTRACT_ENV.items()}
 
@@ -307,10 +328,11 @@ class ServiceProcesses:
     def log_path(self, name: str) -> Path:
         return Path(self.endpoints.log_dir or tempfile.gettempdir()) / f"{name}.log"
 
-    def template_values(self, name: str) -> dict[str, str]:
+    def template_values(self, name: str) -> dict[str, object]:
         """Every placeholder's value for service `name` (its port must be picked)."""
         role, _ = self.commands[name]
         return {
+            BUILD_KEY: BuiltBinaries(),
             **stack_values(self.endpoints),
             **self.values,
             "service": name,

@@ -3,7 +3,9 @@ negative-control table gives each a fault that breaks it."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,8 @@ import pytest
 from obsconf.conformance.catalog import FAMILIES, Guarantee, catalog
 from obsconf.reference_services.faults import FAULTS
 from obsconf.reference_services.negative_controls import (
+    IMPLEMENTATIONS,
+    Implementation,
     all_faults,
     broken_by,
     problems,
@@ -18,6 +22,7 @@ from obsconf.reference_services.negative_controls import (
     table,
     unbroken,
 )
+from obsconf.stack.native import ensure_built
 
 SUITE = Path(__file__).resolve().parent.parent / "conformance"
 MARK = re.compile(r'@pytest\.mark\.guarantee\("([A-Z0-9-]+)"\)')
@@ -56,6 +61,26 @@ def test_the_table_names_catalog_ids_and_reference_faults_only() -> None:
 def test_every_fault_mode_is_a_negative_control() -> None:
     assert set(all_faults()) == set(FAULTS)
     assert all(broken_by(name) for name in FAULTS)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=lambda impl: impl.name)
+def test_other_implementations_tables_name_reference_faults_they_implement(
+    impl: Implementation,
+) -> None:
+    """Each row names a reference fault (same name, same meaning), and the rows are the
+    faults the implementation knows: started with an unknown fault it must refuse to start
+    and list the valid ones (`valid: a, b`), as the reference services do."""
+    assert impl.target.is_file() and problems(read_table(impl.table)) == []
+    proc = subprocess.run(
+        [str(ensure_built(impl.name))],
+        env={**os.environ, "OBSCONF_FAULTS": "no-such-fault"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    listed = re.search(r"valid: ([a-z0-9, -]+)", proc.stderr)
+    assert proc.returncode != 0 and listed, proc.stderr
+    assert set(all_faults(impl.table)) == set(listed.group(1).strip().split(", "))
 
 
 def test_broken_by_is_in_catalog_order() -> None:

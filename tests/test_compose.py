@@ -286,3 +286,54 @@ def test_compose_target_points_at_the_published_ports(services):
     for name, url in backends.items():
         assert url is not None, name
         assert host_port(url) in published(services[name]).values(), (name, url)
+
+
+# --- the polyglot override (Rust order, Go inventory) --------------------------------------
+
+POLYGLOT_FILE = STACK / "docker-compose.polyglot.yml"
+
+
+def _merged(base: dict, override: dict) -> dict:
+    """Compose's merge of an override file, for what the files here use: mappings merge key
+    by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merged(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@pytest.fixture(scope="module")
+def polyglot(services) -> dict:
+    override = load_yaml(POLYGLOT_FILE)["services"]
+    assert set(override) == {"order-service", "inventory-service"}
+    return _merged(services, override)
+
+
+def test_polyglot_inventory_is_the_go_build_with_every_setting_it_reads(polyglot):
+    service = polyglot["inventory-service"]
+    context = (STACK / service["build"]["context"]).resolve()
+    assert context == ROOT / "implementations" / "inventory-go"
+    dockerfile = (context / service["build"]["dockerfile"]).read_text()
+    stages = re.findall(r"^FROM (\S+)", dockerfile, re.M)
+    assert len(stages) == 2 and stages[-1] == "scratch", stages  # static binary, empty runtime
+    source = "\n".join(p.read_text() for p in context.glob("*.go"))
+    read = set(re.findall(r'env\("(\w+)"', source)) | set(re.findall(r'Getenv\("(\w+)"', source))
+    env = service["environment"]
+    assert read - {"OBSCONF_FAULTS", "OTEL_BSP_SCHEDULE_DELAY"} <= set(env), read - set(env)
+    assert urlsplit(env["POSTGRES_URL"]).hostname in polyglot
+    assert mounts(service)[env["OBSCONF_LOG_DIR"]] == "service-logs"
+    assert service["healthcheck"]["test"] == ["CMD", "/inventory-go", "healthcheck"]
+    assert "healthcheck" in source and service["command"] == []
+
+
+def test_polyglot_keeps_the_names_ports_and_scrape_jobs_of_the_compose_target(services, polyglot):
+    for name in ("order-service", "inventory-service"):
+        assert polyglot[name]["environment"]["OBSCONF_SERVICE"] == name
+        assert published(polyglot[name]) == published(services[name])
+        assert (STACK / polyglot[name]["build"]["context"]).name in (
+            "order-rust",
+            "inventory-go",
+        )

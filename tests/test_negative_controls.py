@@ -8,7 +8,9 @@ cover everything. The reference's link variant
 (consumers start a new trace linked to the publish span) runs the baseline and every fault
 that breaks a NATS hop, so each hop fault is proven caught in both consumer relations; the
 variant shipping logs over OTLP runs the baseline and every log fault, so each is proven caught
-both ways logs arrive.
+both ways logs arrive. Every other implementation (`IMPLEMENTATIONS`: the Go inventory service)
+adds its baseline and one row per fault of its own table, run in its target (only it receives
+the fault).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from obsconf.reference_services.negative_controls import (
+    IMPLEMENTATIONS,
     MatrixRun,
     Verdict,
     all_faults,
@@ -61,14 +64,17 @@ RUNS = [
     *[MatrixRun(f) for f in ["", *all_faults()]],
     *[MatrixRun(f, LINK_TARGET) for f in ["", *HOP_FAULTS]],
     *[MatrixRun(f, OTLP_LOGS_TARGET) for f in ["", *LOG_FAULTS]],
+    *[run for impl in IMPLEMENTATIONS.values() for run in MatrixRun.of(impl)],
 ]
 # Stacks side by side, one run at a time on each (see negative_controls.run_matrix).
 WORKERS = int(os.environ.get("OBSCONF_MATRIX_WORKERS", "2"))
 
 
 def _run_id(run: MatrixRun) -> str:
-    prefix = {None: "", LINK_TARGET: "link-", OTLP_LOGS_TARGET: "otlp-logs-"}[run.target]
-    return f"{prefix}{run.fault or 'no-fault'}"
+    variant = {None: "", LINK_TARGET: "link-", OTLP_LOGS_TARGET: "otlp-logs-"}.get(
+        run.target, f"{getattr(run.target, 'stem', '')}-"
+    )
+    return f"{variant}{run.fault or 'no-fault'}"
 
 
 @pytest.fixture(scope="module")

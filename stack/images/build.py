@@ -2,12 +2,13 @@
 
 Static Go builds (VictoriaLogs, Jaeger, FerretDB, the collector) go `FROM scratch`, and so do
 Debian's Prometheus and nats-server, Go binaries that need only the C library: the shared
-objects `ldd` lists are copied beside them. PostgreSQL and rsyslog (the compose file's
-shipper), which need many libraries and files, go on a base made with `debootstrap` and
-`docker import`; the debootstrap rootfs is cached as a tarball under the binary cache, keyed
-by suite and package list, so it is made once per machine. Every image is built from the same
-binaries the local backend runs (`obsconf install` first). Re-running is cheap: Docker's
-build cache keys each COPY by content.
+objects `ldd` lists are copied beside them. The native implementations (stack/native.py: the
+Go inventory service) go `FROM scratch` too, from their cached static builds. PostgreSQL and
+rsyslog (the compose file's shipper), which need many libraries and files, go on a base made
+with `debootstrap` and `docker import`; the debootstrap rootfs is cached as a tarball under the
+binary cache, keyed by suite and package list, so it is made once per machine. Every image is
+built from the same binaries the local backend runs (`obsconf install` first). Re-running is
+cheap: Docker's build cache keys each COPY by content.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from obsconf.stack import binaries
+from obsconf.stack import binaries, native
 from obsconf.stack.docker_engine import docker_client
 from obsconf.stack.images import image_for
 
@@ -54,6 +55,7 @@ LOCAL_IMAGES = (
     LocalImage("prometheus", "prometheus", needs_base=False, shared_libs=True),
     LocalImage("shipper", None, needs_base=True),
     LocalImage("postgres", None, needs_base=True),
+    LocalImage("inventory-go", "inventory-go", needs_base=False),
 )
 
 
@@ -150,7 +152,11 @@ def build_image(client, image: LocalImage, base: str | None) -> str:
     with tempfile.TemporaryDirectory(prefix=f"obsconf-image-{image.component}-") as context:
         shutil.copytree(HERE / image.component, context, dirs_exist_ok=True)
         if image.binary:
-            source = binaries.require(image.binary)[image.binary]
+            source = (
+                native.ensure_built(image.binary, _say)
+                if image.binary in native.NATIVE
+                else binaries.require(image.binary)[image.binary]
+            )
             shutil.copy2(source, Path(context) / image.binary)
             if image.shared_libs:
                 copy_shared_libs(source, Path(context) / "rootfs")

@@ -1,0 +1,151 @@
+"""Requests per second with telemetry on vs off, per implementation, side by side from one run.
+
+    python bench/bench_polyglot.py [--seconds 5] [--concurrency 8] [--rounds 2] [--json FILE]
+
+One local stack; each row starts one service alone (the harness's start commands, so the native
+ones run their cached build: `{build[NAME]}`) and alternates off/on rounds against fresh
+processes. "off" is OBSCONF_TELEMETRY=off (no spans exported; logs and metrics stay on), read
+the same way by every implementation. A row whose sources are not in this checkout is skipped.
+Rows: Python and Go `POST /api/inventory`; Python and Rust `POST /api/orders`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.local import LocalStack
+from obsconf.stack.native import NATIVE
+from obsconf.stack.services import PREDEFINED, ServiceProcesses, StartCommand
+
+Body = Callable[[str, int], dict]
+
+
+def stock(prefix: str, n: int) -> dict:
+    return {"sku": f"B{prefix}-{n}", "qty": 1, "warehouse": "bench"}
+
+
+def order(prefix: str, n: int) -> dict:
+    return {"user_id": 1 + n % 1000, "items": [{"sku": f"B{prefix}", "qty": 1}]}
+
+
+@dataclass(frozen=True)
+class Row:
+    implementation: str
+    role: str
+    path: str
+    body: Body
+    start: StartCommand
+    native: str | None = None  # NATIVE key: skipped when its sources are not here
+
+    @property
+    def label(self) -> str:
+        return f"{self.implementation} POST {self.path}"
+
+
+def native_start(name: str) -> StartCommand:
+    return StartCommand(
+        command=(f"{{build[{name}]}}",),
+        env={"OTEL_BSP_SCHEDULE_DELAY": "200"},
+        origin=f"bench {name}",
+    )
+
+
+ROWS = (
+    Row("Python", "inventory", "/api/inventory", stock, PREDEFINED["reference"]),
+    Row("Go", "inventory", "/api/inventory", stock, native_start("inventory-go"), "inventory-go"),
+    Row("Python", "order", "/api/orders", order, PREDEFINED["reference"]),
+    Row("Rust", "order", "/api/orders", order, native_start("order-rust"), "order-rust"),
+)
+
+
+async def measure(url: str, body: Body, seconds: float, concurrency: int) -> float:
+    """Answered requests (all 201) per second over `seconds` with `concurrency` clients."""
+    prefix = uuid.uuid4().hex[:8]
+    counter = itertools.count()
+    done = 0
+    deadline = time.monotonic() + seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            answer = await http.post(url, json=body(prefix, next(counter)))
+            if answer.status_code != 201:
+                raise RuntimeError(f"POST {url} answered {answer.status_code}: {answer.text}")
+            done += 1
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=10, limits=limits) as http:
+        started = time.monotonic()
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+        return done / (time.monotonic() - started)
+
+
+def round_rps(
+    endpoints: Endpoints, row: Row, telemetry: bool, seconds: float, concurrency: int
+) -> float:
+    start = row.start.with_env(OBSCONF_TELEMETRY="on" if telemetry else "off")
+    name = f"{row.role}-service"
+    with ServiceProcesses(endpoints, {name: (row.role, start)}) as services:
+        url = services.urls[name] + row.path
+        asyncio.run(measure(url, row.body, 1.0, concurrency))  # warm-up: pools, caches
+        return asyncio.run(measure(url, row.body, seconds, concurrency))
+
+
+def table(results: dict[str, dict[bool, list[float]]]) -> str:
+    lines = [
+        "| implementation, route | off req/s | on req/s | on/off |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, rounds in results.items():
+        off, on = statistics.mean(rounds[False]), statistics.mean(rounds[True])
+        lines.append(f"| {label} | {off:.1f} | {on:.1f} | {on / off:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    rows = [r for r in ROWS if r.native is None or NATIVE[r.native].source_dir.is_dir()]
+    for row in ROWS:
+        if row not in rows:
+            print(f"skipped {row.label}: no sources of {row.native} here", flush=True)
+    results: dict[str, dict[bool, list[float]]] = {r.label: {False: [], True: []} for r in rows}
+    with LocalStack() as stack:
+        assert stack.endpoints is not None
+        for _ in range(args.rounds):
+            for row in rows:
+                for telemetry in (False, True):
+                    rps = round_rps(stack.endpoints, row, telemetry, args.seconds, args.concurrency)
+                    results[row.label][telemetry].append(rps)
+                    state = "on " if telemetry else "off"
+                    print(f"{row.label:<32} telemetry {state}: {rps:8.1f} req/s", flush=True)
+    print(table(results))
+    if args.json:
+        figures = {
+            label: {"off": rounds[False], "on": rounds[True]} for label, rounds in results.items()
+        }
+        settings = {"seconds": args.seconds, "concurrency": args.concurrency, "rounds": args.rounds}
+        args.json.write_text(json.dumps({"settings": settings, "rps": figures}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
