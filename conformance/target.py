@@ -43,6 +43,16 @@ DEFAULT_LABELS = {"service": "service", "method": "method", "route": "endpoint",
 IMAGE_COMPONENTS = tuple(versions()["images"]["upstream"])
 DEFAULT_SPAN_FLUSH_INTERVAL = 5.0  # OTEL_BSP_SCHEDULE_DELAY's default
 STORE_INGEST_S = 0.8  # from export to queryable in the trace store, measured on Jaeger here
+# LOAD-FRESHNESS: p99 seconds from a request's end to its signal being queryable, a few times
+# the floor (1 s scrapes; shipper + log store ingest; span flush + ingest + two NATS hops).
+FRESHNESS_SIGNALS = ("metrics", "logs", "traces")
+DEFAULT_FRESHNESS_S = {"metrics": 3.0, "logs": 5.0}
+
+
+def default_freshness(span_flush_interval: float) -> dict[str, float]:
+    return {**DEFAULT_FRESHNESS_S, "traces": 3 * (span_flush_interval + STORE_INGEST_S) + 2}
+
+
 DEFAULT_SUBJECTS = {"user_created": "user.created", "order_created": "order.created"}
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_READY_TIMEOUT = 600.0
@@ -94,6 +104,10 @@ class Target:
     span_flush_interval: float = DEFAULT_SPAN_FLUSH_INTERVAL
     # Declared deviations by guarantee id (conformance/deviations.py).
     deviations: dict[str, Deviation] = field(default_factory=dict)
+    # LOAD-FRESHNESS thresholds by signal (`capabilities.freshness_s`; `default_freshness`).
+    freshness_s: dict[str, float] = field(
+        default_factory=lambda: default_freshness(DEFAULT_SPAN_FLUSH_INTERVAL)
+    )
 
     @property
     def settle_s(self) -> float:
@@ -270,13 +284,21 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     caps = r.mapping(
         top.get("capabilities"),
         "capabilities",
-        {"consumer_relation", "error_hook", "span_flush_interval"},
+        {"consumer_relation", "error_hook", "span_flush_interval", "freshness_s"},
     )
     flush = caps.get("span_flush_interval", DEFAULT_SPAN_FLUSH_INTERVAL)
     if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0 <= flush <= 60:
         raise r.fail(
             "capabilities.span_flush_interval", f"must be seconds between 0 and 60, got {flush!r}"
         )
+    freshness = default_freshness(float(flush))
+    given = r.mapping(caps.get("freshness_s"), "capabilities.freshness_s", set(FRESHNESS_SIGNALS))
+    for signal, limit in given.items():
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= 600:
+            raise r.fail(
+                f"capabilities.freshness_s.{signal}", f"must be seconds in (0, 600], got {limit!r}"
+            )
+        freshness[signal] = float(limit)
     relation = (
         r.string(
             caps.get("consumer_relation"),
@@ -347,6 +369,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         faults=tuple(faults),
         span_flush_interval=float(flush),
         deviations=parse_deviations(top.get("deviations"), catalog(), r.fail),
+        freshness_s=freshness,
     )
 
 

@@ -39,6 +39,9 @@ from reference_services.telemetry.propagation import TraceContextPropagator
 # Health probes and scrapes are not traced: they would bury the traces tests look for.
 UNTRACED_URLS = "/health,/metrics"
 
+EXPORT_EVERY_MS = 200  # the targets' capabilities.span_flush_interval
+LATE_EXPORT_MS = 6000  # `late-span-export`: still inside the suite's waits, past freshness
+
 _provider: TracerProvider | None = None
 
 
@@ -65,7 +68,8 @@ def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -
     )
     name = {} if faults.enabled("no-service-name") else {SERVICE_NAME: service_name}
     _provider = TracerProvider(resource=Resource.create(name), sampler=sampler())
-    _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    delay = LATE_EXPORT_MS if faults.enabled("late-span-export") else EXPORT_EVERY_MS
+    _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
     trace.set_tracer_provider(_provider)
     PymongoInstrumentor().instrument(tracer_provider=_provider)
 
