@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
 import requests
@@ -20,7 +21,7 @@ from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_ON,
@@ -40,7 +41,30 @@ from reference_services.telemetry.propagation import TraceContextPropagator
 UNTRACED_URLS = "/health,/metrics"
 
 EXPORT_EVERY_MS = 200  # the targets' capabilities.span_flush_interval
-LATE_EXPORT_MS = 6000  # `late-span-export`: still inside the suite's waits, past freshness
+LATE_EXPORT_S = 6.0  # `late-span-export`: inside the suite's waits, past LOAD-FRESHNESS
+
+
+class LateSpans(SpanProcessor):
+    """The `late-span-export` fault: each ended span reaches `inner` `delay_s` later."""
+
+    def __init__(self, inner: SpanProcessor, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        timer = threading.Timer(self.delay_s, self.inner.on_end, (span,))
+        timer.daemon = True
+        timer.start()
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
 
 _provider: TracerProvider | None = None
 
@@ -68,8 +92,9 @@ def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -
     )
     name = {} if faults.enabled("no-service-name") else {SERVICE_NAME: service_name}
     _provider = TracerProvider(resource=Resource.create(name), sampler=sampler())
-    delay = LATE_EXPORT_MS if faults.enabled("late-span-export") else EXPORT_EVERY_MS
-    _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
+    batch = BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_EVERY_MS)
+    late = faults.enabled("late-span-export")
+    _provider.add_span_processor(LateSpans(batch, LATE_EXPORT_S) if late else batch)
     trace.set_tracer_provider(_provider)
     PymongoInstrumentor().instrument(tracer_provider=_provider)
 
