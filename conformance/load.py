@@ -23,7 +23,7 @@ from conformance.nats_tap import NatsTap, TappedMessage
 from conformance.scenarios import create_user, expectation_for, get_user
 from conformance.system import System
 from conformance.traces.analysis import Expectation, is_consume, is_publish, subject_of
-from conformance.traces.flow import flow_spans, follow_links, missing_structure, signature
+from conformance.traces.flow import flow_spans, missing_structure, signature
 from conformance.traces.model import Span
 from stack.waiting import PollTimeout, poll
 
@@ -199,6 +199,31 @@ def _merge(pool: dict[str, dict[str, Span]], found: dict[str, list[Span]]) -> No
             known[span.span_id] = span
 
 
+def _linking(traces: dict[str, list[Span]]) -> dict[str, set[str]]:
+    """Trace id -> the traces with a span linking into it (built once per round)."""
+    index: dict[str, set[str]] = {}
+    for trace_id, spans in traces.items():
+        for span in spans:
+            for link in span.links:
+                if link.trace_id != trace_id:
+                    index.setdefault(link.trace_id, set()).add(trace_id)
+    return index
+
+
+def _follow(
+    main: str, traces: dict[str, list[Span]], linking: dict[str, set[str]]
+) -> dict[str, list[Span]]:
+    """`follow_links` over an index: `main` and every trace linking into it, transitively."""
+    flow = {main: traces.get(main, [])}
+    todo = [main]
+    while todo:
+        for trace_id in linking.get(todo.pop(), ()):
+            if trace_id not in flow:
+                flow[trace_id] = traces[trace_id]
+                todo.append(trace_id)
+    return {t: s for t, s in flow.items() if s}
+
+
 def _flow_logs(lines_by_service: dict[str, list], flows: list[FlowAccount], now: float) -> int:
     """Note the first time each flow's lines were seen, per service; lines seen in total."""
     by_request = {f.call.request_id: f for f in flows if f.call.request_id}
@@ -243,10 +268,11 @@ def account(
         for service in searched:
             _merge(pool, system.traces.search_window(service, since, now + 1))
         traces = {tid: list(spans.values()) for tid, spans in pool.items()}
+        linking = _linking(traces)
         for flow in flows:
             if not flow.call.trace_id:
                 continue
-            flow.traces = {t: s for t, s in follow_links(flow.call.trace_id, traces).items() if s}
+            flow.traces = _follow(flow.call.trace_id, traces, linking)
             flow.missing = (
                 missing_structure(flow.spans, flow.expectation) if flow.traces else ["any span"]
             )

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     func,
@@ -43,11 +44,23 @@ reservations = Table(
     "reservations",
     metadata,
     Column("event_id", String(36), primary_key=True),
-    Column("sku", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True, index=True),  # summed per SKU under the lock
     Column("order_id", String(36), nullable=False, index=True),
     Column("qty", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+
+def _levels(sku: str) -> Select:
+    """(on hand, reserved) of `sku` in one statement."""
+    return select(
+        select(func.coalesce(func.sum(inventory.c.qty), 0))
+        .where(inventory.c.sku == sku)
+        .scalar_subquery(),
+        select(func.coalesce(func.sum(reservations.c.qty), 0))
+        .where(reservations.c.sku == sku)
+        .scalar_subquery(),
+    )
 
 
 async def _sync_stock_levels(
@@ -56,18 +69,9 @@ async def _sync_stock_levels(
     """Recompute `skus` from PostgreSQL and upsert them into MongoDB (call inside a tx)."""
     for sku in sorted(set(skus)):
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:sku))"), {"sku": sku})
-        on_hand = (
-            await conn.execute(
-                select(func.coalesce(func.sum(inventory.c.qty), 0)).where(inventory.c.sku == sku)
-            )
-        ).scalar_one()
-        reserved = (
-            await conn.execute(
-                select(func.coalesce(func.sum(reservations.c.qty), 0)).where(
-                    reservations.c.sku == sku
-                )
-            )
-        ).scalar_one()
+        # Both sums in one round trip: the lock is held until commit, so every round trip
+        # inside it serialises all writers of the SKU (every welcome order has the same one).
+        on_hand, reserved = (await conn.execute(_levels(sku))).one()
         level = {
             "sku": sku,
             "on_hand": int(on_hand),
