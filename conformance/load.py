@@ -11,6 +11,7 @@ it reports progress and notes when each flow's signals became queryable (freshne
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections import Counter
@@ -123,7 +124,7 @@ class Freshness:
         values = sorted(self.seconds.get(signal, []))
         if not values:
             return None
-        return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]
+        return values[max(0, math.ceil(q / 100 * len(values)) - 1)]  # nearest rank
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         return {
