@@ -8,6 +8,9 @@ Reservations are keyed by (event_id, sku): a redelivered `order.created` inserts
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +52,13 @@ reservations = Table(
     Column("qty", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+
+# Writers of one SKU queue here before they take a connection: concurrent handlers would
+# otherwise queue on the SKU's advisory lock inside PostgreSQL, each holding a pooled
+# connection, and the last ones hit the 3 s statement timeout and were redelivered. The
+# advisory lock stays: it serialises writers across processes.
+_sku_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 def _levels(sku: str) -> Select:
@@ -116,10 +126,13 @@ async def reserve(
     statement = (
         insert(reservations).values(rows).on_conflict_do_nothing().returning(reservations.c.sku)
     )
-    async with dependency("postgres"), engine.begin() as conn:
-        written = (await conn.execute(statement)).scalars().all()
-        if written:
-            await _sync_stock_levels(conn, db, list(written))
+    async with contextlib.AsyncExitStack() as held:
+        for sku in sorted(per_sku):  # the order the SKU locks are taken in PostgreSQL too
+            await held.enter_async_context(_sku_locks[sku])
+        async with dependency("postgres"), engine.begin() as conn:
+            written = (await conn.execute(statement)).scalars().all()
+            if written:
+                await _sync_stock_levels(conn, db, list(written))
     return len(written)
 
 
