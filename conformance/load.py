@@ -200,6 +200,18 @@ def _merge(pool: dict[str, dict[str, Span]], found: dict[str, list[Span]]) -> No
             known[span.span_id] = span
 
 
+def _windows(flows: list[FlowAccount], gap_s: float = 1.0) -> list[tuple[float, float]]:
+    """Time windows covering these flows' requests (entry spans start inside them), merged
+    where less than `gap_s` apart: a round re-reads only where flows are still incomplete."""
+    windows: list[list[float]] = []
+    for started, ended in sorted((f.call.started, f.call.ended) for f in flows):
+        if windows and started - windows[-1][1] <= gap_s:
+            windows[-1][1] = max(windows[-1][1], ended)
+        else:
+            windows.append([started, ended])
+    return [(start - SLACK_S, end + SLACK_S) for start, end in windows]
+
+
 def _linking(traces: dict[str, list[Span]]) -> dict[str, set[str]]:
     """Trace id -> the traces with a span linking into it (built once per round)."""
     index: dict[str, set[str]] = {}
@@ -264,10 +276,14 @@ def account(
     def one_round() -> bool:
         began = time.monotonic()
         now = time.time()
-        pending = [f for f in flows if f.complete_at is None] or flows
-        since = min(f.call.started for f in pending) - SLACK_S
+        pending = [f for f in flows if f.complete_at is None]
+        since = min(f.call.started for f in pending or flows) - SLACK_S
+        # Only the windows of the flows still incomplete; a full re-read once all are complete
+        # (a late duplicate) or when consumers link (their traces start when consumed).
+        windows = _windows(pending) if pending and not link else [(since, now + 1)]
         for service in searched:
-            _merge(pool, system.traces.search_window(service, since, now + 1))
+            for start, end in windows:
+                _merge(pool, system.traces.search_window(service, start, end))
         traces = {tid: list(spans.values()) for tid, spans in pool.items()}
         linking = _linking(traces)
         for flow in flows:

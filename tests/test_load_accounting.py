@@ -17,6 +17,7 @@ from conformance.load import (
     _charge_merged,
     _follow,
     _linking,
+    _windows,
     charge,
 )
 from conformance.nats_tap import TappedMessage
@@ -221,3 +222,10 @@ def test_a_target_sets_freshness_thresholds(tmp_path: Path) -> None:
         load_target(target_yaml(tmp_path, "  freshness_s: {logs: -1}\n"))
     with pytest.raises(TargetError, match="freshness_s.bogus"):
         load_target(target_yaml(tmp_path, "  freshness_s: {bogus: 1}\n"))
+
+
+def test_windows_cover_the_incomplete_flows_merged_when_close() -> None:
+    flows = [flow([]) for _ in range(3)]
+    for account, (started, ended) in zip(flows, [(0.0, 0.2), (0.5, 0.9), (5.0, 5.1)], strict=True):
+        account.call.started, account.call.ended = started, ended
+    assert [(round(a, 2), round(b, 2)) for a, b in _windows(flows)] == [(-0.05, 0.95), (4.95, 5.15)]
