@@ -250,7 +250,7 @@ def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.Argumen
         "--flows",
         type=int,
         default=None,
-        help="concurrent user flows of the LOAD family (default 6; e.g. 1000 for a load test)",
+        help="concurrent user flows of the LOAD family (default 20; e.g. 1000 for a load test)",
     )
     stack_options(p, "stack backend (default: $OBSCONF_STACK, else the target's backends.start)")
     p.set_defaults(fn=cmd_run)

@@ -28,7 +28,7 @@ from conformance.traces.flow import flow_spans, missing_structure, signature
 from conformance.traces.model import Span
 from stack.waiting import PollTimeout, poll
 
-DEFAULT_FLOWS = 6
+DEFAULT_FLOWS = 20
 NOT_FOUND = 4  # GET /api/users/{id} of ids that do not exist, sent among the flows
 CONCURRENCY = 32
 # Where a flow can be lost, in path order: the table's rows.

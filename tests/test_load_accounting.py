@@ -212,7 +212,7 @@ def target_yaml(tmp_path: Path, capabilities: str) -> Path:
 
 def test_freshness_thresholds_default_from_the_flush_interval(tmp_path: Path) -> None:
     target = load_target(target_yaml(tmp_path, "  span_flush_interval: 0.2\n"))
-    assert target.freshness_s == {"metrics": 3.0, "logs": 5.0, "traces": pytest.approx(5.0)}
+    assert target.freshness_s == {"metrics": 3.0, "logs": 10.0, "traces": pytest.approx(5.0)}
 
 
 def test_a_target_sets_freshness_thresholds(tmp_path: Path) -> None:
