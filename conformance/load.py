@@ -44,6 +44,7 @@ STAGE_HELP = {
 }
 SIGNALS = ("metrics", "logs", "traces")
 SLACK_S = 0.05
+READERS = 4  # concurrent queries per accounting round
 
 
 Progress = Callable[[str], None]
@@ -200,15 +201,21 @@ def _merge(pool: dict[str, dict[str, Span]], found: dict[str, list[Span]]) -> No
             known[span.span_id] = span
 
 
-def _windows(flows: list[FlowAccount], gap_s: float = 1.0) -> list[tuple[float, float]]:
+def _windows(
+    flows: list[FlowAccount], gap_s: float = 1.0, most: int = 100
+) -> list[tuple[float, float]]:
     """Time windows covering these flows' requests (entry spans start inside them), merged
-    where less than `gap_s` apart: a round re-reads only where flows are still incomplete."""
+    where less than `gap_s` apart and holding at most `most` flows (read in parallel): a
+    round re-reads only where flows are still incomplete."""
     windows: list[list[float]] = []
+    count = 0
     for started, ended in sorted((f.call.started, f.call.ended) for f in flows):
-        if windows and started - windows[-1][1] <= gap_s:
+        if windows and started - windows[-1][1] <= gap_s and count < most:
             windows[-1][1] = max(windows[-1][1], ended)
+            count += 1
         else:
             windows.append([started, ended])
+            count = 1
     return [(start - SLACK_S, end + SLACK_S) for start, end in windows]
 
 
@@ -281,9 +288,19 @@ def account(
         # Only the windows of the flows still incomplete; a full re-read once all are complete
         # (a late duplicate) or when consumers link (their traces start when consumed).
         windows = _windows(pending) if pending and not link else [(since, now + 1)]
-        for service in searched:
-            for start, end in windows:
-                _merge(pool, system.traces.search_window(service, start, end))
+        with ThreadPoolExecutor(max_workers=READERS) as readers:  # the stores work meanwhile
+            found = [
+                readers.submit(system.traces.search_window, service, start, end)
+                for service in searched
+                for start, end in windows
+            ]
+            read = {
+                s: readers.submit(system.logs.lines, s, since=sent.started - SLACK_S)
+                for s in services
+            }
+            for future in found:
+                _merge(pool, future.result())
+            lines = {s: future.result() for s, future in read.items()}
         traces = {tid: list(spans.values()) for tid, spans in pool.items()}
         linking = _linking(traces)
         for flow in flows:
@@ -295,7 +312,6 @@ def account(
             )
             if not flow.missing and flow.complete_at is None:
                 flow.complete_at = now
-        lines = {s: system.logs.lines(s, since=sent.started - SLACK_S) for s in services}
         state["lines"] = _flow_logs(lines, flows, now)
         seen = signature(traces)
         if seen != state["seen"]:

@@ -229,3 +229,10 @@ def test_windows_cover_the_incomplete_flows_merged_when_close() -> None:
     for account, (started, ended) in zip(flows, [(0.0, 0.2), (0.5, 0.9), (5.0, 5.1)], strict=True):
         account.call.started, account.call.ended = started, ended
     assert [(round(a, 2), round(b, 2)) for a, b in _windows(flows)] == [(-0.05, 0.95), (4.95, 5.15)]
+
+
+def test_windows_hold_at_most_a_page_of_flows() -> None:
+    flows = [flow([]) for _ in range(5)]
+    for i, account in enumerate(flows):
+        account.call.started, account.call.ended = i * 0.1, i * 0.1 + 0.05
+    assert len(_windows(flows, most=2)) == 3
