@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conformance.load import CONCURRENCY, account, send, tap
-from conformance.metrics import (
+from obsconf.conformance.load import CONCURRENCY, account, send, tap
+from obsconf.conformance.metrics import (
     await_scrape_after,
     delta,
     expected_requests,
@@ -27,8 +27,8 @@ from conformance.metrics import (
     selector,
     snapshot,
 )
-from conformance.system import open_system
-from conformance.target import load_target
+from obsconf.conformance.system import open_system
+from obsconf.conformance.target import load_target
 
 REPO = Path(__file__).resolve().parents[1]
 

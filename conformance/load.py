@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from conformance.driver import Call, Driver
-from conformance.nats_tap import NatsTap, TappedMessage
-from conformance.scenarios import create_user, expectation_for, get_user
-from conformance.system import System
-from conformance.traces.analysis import Expectation, is_consume, is_publish, subject_of
-from conformance.traces.flow import flow_spans, missing_structure, signature
-from conformance.traces.model import Span
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.nats_tap import NatsTap, TappedMessage
+from obsconf.conformance.scenarios import create_user, expectation_for, get_user
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.analysis import Expectation, is_consume, is_publish, subject_of
+from obsconf.conformance.traces.flow import flow_spans, missing_structure, signature
+from obsconf.conformance.traces.model import Span
+from obsconf.stack.waiting import PollTimeout, poll
 
 DEFAULT_FLOWS = 20
 NOT_FOUND = 4  # GET /api/users/{id} of ids that do not exist, sent among the flows

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance.checks import check_equal
-from conformance.load import Accounting, account, send, tap
-from conformance.metrics import (
+from obsconf.conformance.checks import check_equal
+from obsconf.conformance.load import Accounting, account, send, tap
+from obsconf.conformance.metrics import (
     await_scrape_after,
     delta,
     expected_requests,
@@ -20,9 +20,9 @@ from conformance.metrics import (
     selector,
     snapshot,
 )
-from conformance.scenarios import FLOW_TIMEOUT
-from conformance.system import System
-from conformance.test_logs import check_no_log_loss
+from obsconf.conformance.scenarios import FLOW_TIMEOUT
+from obsconf.conformance.system import System
+from obsconf.conformance.test_logs import check_no_log_loss
 
 PROGRESS_EVERY_S = 2.0
 DRAIN_S_PER_FLOW = 0.12  # the wait for the backends grows with N (1,000 flows: 130 s)

@@ -21,10 +21,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import Status, StatusCode
 
-from reference_services import faults
-from reference_services.telemetry.json_logs import request_id_var
-from reference_services.telemetry.messaging import consume_span, publish_span
-from reference_services.telemetry.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, count_business
+from obsconf.reference_services import faults
+from obsconf.reference_services.telemetry.json_logs import request_id_var
+from obsconf.reference_services.telemetry.messaging import consume_span, publish_span
+from obsconf.reference_services.telemetry.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED, count_business
 
 STREAM = "OBSCONF_EVENTS"
 SUBJECTS = ["user.created", "order.created"]
@@ -38,7 +38,7 @@ PUBLISH_TIMEOUT = 2.0
 FETCH_BATCH = 10
 REQUEST_ID_HEADER = "X-Request-ID"
 
-log = logging.getLogger("reference_services.events")
+log = logging.getLogger("obsconf.reference_services.events")
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 

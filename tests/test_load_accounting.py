@@ -1,4 +1,4 @@
-"""conformance.load's pure logic: charging a flow's losses to stages, the reconciliation,
+"""obsconf.conformance.load's pure logic: charging a flow's losses to stages, the reconciliation,
 freshness percentiles, link following, and the freshness thresholds a target may set."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.driver import Call
-from conformance.load import (
+from obsconf.conformance.driver import Call
+from obsconf.conformance.load import (
     STAGES,
     Accounting,
     FlowAccount,
@@ -20,11 +20,11 @@ from conformance.load import (
     _windows,
     charge,
 )
-from conformance.nats_tap import TappedMessage
-from conformance.target import TargetError, load_target
-from conformance.traces.analysis import Expectation, Hop
-from conformance.traces.model import Link, Span
-from reports.html import render_evidence
+from obsconf.conformance.nats_tap import TappedMessage
+from obsconf.conformance.target import TargetError, load_target
+from obsconf.conformance.traces.analysis import Expectation, Hop
+from obsconf.conformance.traces.model import Link, Span
+from obsconf.reports.html import render_evidence
 
 USER, ORDER, INVENTORY = "user-service", "order-service", "inventory-service"
 EXPECTATION = Expectation(

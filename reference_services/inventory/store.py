@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from reference_services.errors import dependency
+from obsconf.reference_services.errors import dependency
 
 metadata = MetaData()
 

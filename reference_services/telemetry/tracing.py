@@ -34,8 +34,8 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TraceState
 from opentelemetry.util.types import Attributes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reference_services import faults
-from reference_services.telemetry.propagation import TraceContextPropagator
+from obsconf.reference_services import faults
+from obsconf.reference_services.telemetry.propagation import TraceContextPropagator
 
 # Health probes and scrapes are not traced: they would bury the traces tests look for.
 UNTRACED_URLS = "/health,/metrics"
