@@ -112,12 +112,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.k,
             args.stack,
             run_timeout=args.run_timeout,
+            flows=args.flows,
         )
     from obsconf.reports.matrix import write_matrix
 
     outs = target_dirs(args.out, targets)
     statuses = [
-        run(t, o, args.fault, args.stack_endpoints, args.k, args.stack, args.run_timeout)
+        run(
+            t, o, args.fault, args.stack_endpoints, args.k, args.stack, args.run_timeout, args.flows
+        )
         for t, o in zip(targets, outs, strict=True)
     ]
     page = write_matrix(args.out / "matrix.html", [o / "results.json" for o in outs])
@@ -246,6 +249,12 @@ def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.Argumen
         default=None,
         help="seconds the run may take before the test in progress fails naming what it "
         "waited for (default 900)",
+    )
+    p.add_argument(
+        "--flows",
+        type=int,
+        default=None,
+        help="concurrent user flows of the LOAD family (default 20; e.g. 1000 for a load test)",
     )
     stack_options(p, "stack backend (default: $OBSCONF_STACK, else the target's backends.start)")
     p.set_defaults(fn=cmd_run)

@@ -36,6 +36,7 @@ def suite_args(
     quiet: bool = True,
     stack: str | None = None,
     run_timeout: float | None = None,
+    flows: int | None = None,
 ) -> list[str]:
     """The pytest command line of one suite run."""
     args = [str(SUITE_DIR), "-p", "no:cacheprovider", "--rootdir", str(SUITE_DIR.parent)]
@@ -51,6 +52,8 @@ def suite_args(
         args += ["-k", select]
     if run_timeout is not None:
         args.append(f"--run-timeout={run_timeout}")
+    if flows is not None:
+        args.append(f"--flows={flows}")
     if quiet:
         args.append("-q")
     return args
@@ -64,6 +67,7 @@ def run(
     select: str | None = None,
     stack: str | None = None,
     run_timeout: float | None = None,
+    flows: int | None = None,
 ) -> int:
     """Validate the target, run the suite, return its exit status."""
     target = target or DEFAULT_TARGET
@@ -74,7 +78,14 @@ def run(
         return 2
     out.mkdir(parents=True, exist_ok=True)
     args = suite_args(
-        target, out, faults, stack_endpoints, select, stack=stack, run_timeout=run_timeout
+        target,
+        out,
+        faults,
+        stack_endpoints,
+        select,
+        stack=stack,
+        run_timeout=run_timeout,
+        flows=flows,
     )
     with _sigterm_as_interrupt():
         return int(pytest.main(args))

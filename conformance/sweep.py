@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from obsconf.conformance.clients.logs import LogLine
-from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.clients.traces import TraceNotFound, search_window
 from obsconf.conformance.driver import Call
 from obsconf.conformance.logs import SLACK_S, line_time
 from obsconf.conformance.system import System
@@ -27,7 +27,7 @@ from obsconf.stack.waiting import PollTimeout, poll
 # (or, for a lenient implementation, wrongly be) a server span's parent; neither is an orphan.
 SENT_IDS = re.compile(r"([0-9a-fA-F]{32})-([0-9a-fA-F]{16})(?:-([0-9a-fA-F]{2}))?")
 SETTLE_TIMEOUT = 30.0
-SEARCH_LIMIT = 1000  # traces asked of one search; a full page is split in two windows
+SEARCH_LIMIT = 1000  # traces asked of one search (`search_window` splits a full page)
 MIN_WINDOW_S = 0.01  # a window this short that still fills a page is read as it is
 
 
@@ -82,22 +82,10 @@ def run_lines(system: System, service: str, since: float, until: float) -> list[
     return run_lines(system, service, since, middle) + run_lines(system, service, middle, until)
 
 
-def run_traces(system: System, service: str, since: float, until: float) -> dict[str, list[Span]]:
-    """Every trace with a span of `service` starting in [since, until], paged the same way."""
-    found = system.traces.search(service, since, until, limit=SEARCH_LIMIT)
-    if len(found) < SEARCH_LIMIT or until - since < MIN_WINDOW_S:
-        return found
-    middle = (since + until) / 2
-    return {
-        **run_traces(system, service, since, middle),
-        **run_traces(system, service, middle, until),
-    }
-
-
 def _all_traces(system: System, since: float) -> dict[str, list[Span]]:
     found: dict[str, list[Span]] = {}
     for service in system.names.values():
-        found.update(run_traces(system, service, since, time.time() + 1))
+        found.update(search_window(system.traces, service, since, time.time() + 1, SEARCH_LIMIT))
     return found
 
 

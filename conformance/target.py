@@ -44,6 +44,16 @@ DEFAULT_LABELS = {"service": "service", "method": "method", "route": "endpoint",
 IMAGE_COMPONENTS = tuple(versions()["images"]["upstream"])
 DEFAULT_SPAN_FLUSH_INTERVAL = 5.0  # OTEL_BSP_SCHEDULE_DELAY's default
 STORE_INGEST_S = 0.8  # from export to queryable in the trace store, measured on Jaeger here
+# LOAD-FRESHNESS: p99 seconds from a request's end to its signal being queryable, a few times
+# the floor (1 s scrapes; shipper + log store ingest; span flush + ingest + two NATS hops).
+FRESHNESS_SIGNALS = ("metrics", "logs", "traces")
+DEFAULT_FRESHNESS_S = {"metrics": 3.0, "logs": 10.0}  # log path measured here: ~3 s
+
+
+def default_freshness(span_flush_interval: float) -> dict[str, float]:
+    return {**DEFAULT_FRESHNESS_S, "traces": 3 * (span_flush_interval + STORE_INGEST_S) + 2}
+
+
 DEFAULT_SUBJECTS = {"user_created": "user.created", "order_created": "order.created"}
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_READY_TIMEOUT = 600.0
@@ -97,6 +107,10 @@ class Target:
     logs: str = "file"
     # Declared deviations by guarantee id (conformance/deviations.py).
     deviations: dict[str, Deviation] = field(default_factory=dict)
+    # LOAD-FRESHNESS thresholds by signal (`capabilities.freshness_s`; `default_freshness`).
+    freshness_s: dict[str, float] = field(
+        default_factory=lambda: default_freshness(DEFAULT_SPAN_FLUSH_INTERVAL)
+    )
 
     @property
     def settle_s(self) -> float:
@@ -295,6 +309,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         top.get("capabilities"),
         "capabilities",
         {"consumer_relation", "error_hook", "span_flush_interval", "logs"},
+        {"consumer_relation", "error_hook", "span_flush_interval", "freshness_s"},
     )
     logs = r.string(caps.get("logs"), "capabilities.logs", choices=("file", "otlp")) or "file"
     flush = caps.get("span_flush_interval", DEFAULT_SPAN_FLUSH_INTERVAL)
@@ -302,6 +317,14 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         raise r.fail(
             "capabilities.span_flush_interval", f"must be seconds between 0 and 60, got {flush!r}"
         )
+    freshness = default_freshness(float(flush))
+    given = r.mapping(caps.get("freshness_s"), "capabilities.freshness_s", set(FRESHNESS_SIGNALS))
+    for signal, limit in given.items():
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= 600:
+            raise r.fail(
+                f"capabilities.freshness_s.{signal}", f"must be seconds in (0, 600], got {limit!r}"
+            )
+        freshness[signal] = float(limit)
     relation = (
         r.string(
             caps.get("consumer_relation"),
@@ -375,6 +398,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         span_flush_interval=float(flush),
         logs=logs,
         deviations=parse_deviations(top.get("deviations"), catalog(), r.fail),
+        freshness_s=freshness,
     )
 
 

@@ -68,6 +68,7 @@ FAULTS: dict[str, Fault] = {
         Fault("duration-in-ms", "the duration histogram (named _seconds) observes milliseconds"),
         Fault("count-before-commit", "users_created_total rises before the insert: a 409 counts"),
         Fault("error-status-on-4xx", "4xx responses set the server span status to ERROR"),
+        Fault("late-span-export", "every span reaches the exporter 6 s after it ended"),
     )
 }
 

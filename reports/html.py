@@ -492,6 +492,19 @@ def render_trace_evidence(
     return "".join(parts)
 
 
+def render_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A small table of evidence rows (LOAD's reconciliation, freshness percentiles)."""
+
+    def cell(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else esc(str(value))
+
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{cell(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f'<table class="counts"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def render_evidence(
     evidence: Mapping[str, Any], grafana_url: str | None, draw: bool = True, seen_in: str = ""
 ) -> str:
@@ -503,6 +516,12 @@ def render_evidence(
     ]
     if kind == "trace":
         parts.append(render_trace_evidence(evidence, grafana_url, draw, seen_in))
+    elif kind == "reconciliation":
+        parts.append(render_rows(evidence.get("rows") or [], ("stage", "flows", "example")))
+    elif kind == "freshness":
+        rows = [{"signal": k, **v} for k, v in (evidence.get("freshness") or {}).items()]
+        parts.append(render_rows(rows, ("signal", "p50", "p99", "n", "resolution_s")))
+        parts.append(f"<p>{esc(pretty(evidence.get('expected')))}</p>")
     else:
         if evidence.get("query"):
             label = evidence.get("language") or QUERY_LABELS.get(kind, "query")

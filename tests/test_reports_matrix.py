@@ -131,7 +131,7 @@ def test_run_with_several_targets_writes_each_run_and_the_matrix(
     recorded = {"reference": PASS, "reference-link": NO_INJECT}
     calls = []
 
-    def fake_run(target, out, faults, stack_endpoints, select, stack, run_timeout=None):
+    def fake_run(target, out, faults, stack_endpoints, select, stack, run_timeout=None, flows=None):
         calls.append((Path(target).stem, out))
         write_results(load_results(recorded[Path(target).stem]), out / "results.json")
         return 0 if Path(target).stem == "reference" else 1
@@ -146,6 +146,7 @@ def test_run_with_several_targets_writes_each_run_and_the_matrix(
         k=None,
         stack=None,
         run_timeout=None,
+        flows=None,
         images=None,
     )
     assert cli.cmd_run(args) == 1  # one run failed

@@ -41,6 +41,13 @@ class PrometheusClient:
             raise BackendError(f"PromQL {promql!r} returned {len(samples)} series, expected one")
         return samples[0].value if samples else None
 
+    def scrape_times(self, job: str, window_s: int = 900) -> list[float]:
+        """Epoch times of the job's successful scrapes in the last `window_s` seconds."""
+        promql = f'up{{job="{job}"}}[{window_s}s]'
+        data = self._api("query", {"query": promql}, f"PromQL {promql!r}")
+        assert isinstance(data, dict)
+        return sorted(float(t) for r in data["result"] for t, v in r["values"] if float(v) == 1)
+
     def targets(self) -> list[dict]:
         """Active scrape targets with their health."""
         data = self._api("targets", {"state": "active"}, "targets")

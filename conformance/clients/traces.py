@@ -43,3 +43,18 @@ class TraceStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def search_window(
+    store: TraceStore, service: str, since: float, until: float, page: int = 200
+) -> dict[str, list[Span]]:
+    """Every trace `store.search` finds in [since, until], however many: a search answers at
+    most `page` traces and has no cursor, so a full page is split in two windows."""
+    found = store.search(service, since, until, limit=page)
+    if len(found) < page or until - since < 0.001:
+        return found
+    middle = (since + until) / 2
+    return {
+        **search_window(store, service, since, middle, page),
+        **search_window(store, service, middle, until, page),
+    }

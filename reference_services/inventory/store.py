@@ -8,6 +8,9 @@ Reservations are keyed by (event_id, sku): a redelivered `order.created` inserts
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     func,
@@ -43,11 +47,30 @@ reservations = Table(
     "reservations",
     metadata,
     Column("event_id", String(36), primary_key=True),
-    Column("sku", String(64), primary_key=True),
+    Column("sku", String(64), primary_key=True, index=True),  # summed per SKU under the lock
     Column("order_id", String(36), nullable=False, index=True),
     Column("qty", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+
+# Writers of one SKU queue here before they take a connection: concurrent handlers would
+# otherwise queue on the SKU's advisory lock inside PostgreSQL, each holding a pooled
+# connection, and the last ones hit the 3 s statement timeout and were redelivered. The
+# advisory lock stays: it serialises writers across processes.
+_sku_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+def _levels(sku: str) -> Select:
+    """(on hand, reserved) of `sku` in one statement."""
+    return select(
+        select(func.coalesce(func.sum(inventory.c.qty), 0))
+        .where(inventory.c.sku == sku)
+        .scalar_subquery(),
+        select(func.coalesce(func.sum(reservations.c.qty), 0))
+        .where(reservations.c.sku == sku)
+        .scalar_subquery(),
+    )
 
 
 async def _sync_stock_levels(
@@ -56,18 +79,9 @@ async def _sync_stock_levels(
     """Recompute `skus` from PostgreSQL and upsert them into MongoDB (call inside a tx)."""
     for sku in sorted(set(skus)):
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:sku))"), {"sku": sku})
-        on_hand = (
-            await conn.execute(
-                select(func.coalesce(func.sum(inventory.c.qty), 0)).where(inventory.c.sku == sku)
-            )
-        ).scalar_one()
-        reserved = (
-            await conn.execute(
-                select(func.coalesce(func.sum(reservations.c.qty), 0)).where(
-                    reservations.c.sku == sku
-                )
-            )
-        ).scalar_one()
+        # Both sums in one round trip: the lock is held until commit, so every round trip
+        # inside it serialises all writers of the SKU (every welcome order has the same one).
+        on_hand, reserved = (await conn.execute(_levels(sku))).one()
         level = {
             "sku": sku,
             "on_hand": int(on_hand),
@@ -112,10 +126,13 @@ async def reserve(
     statement = (
         insert(reservations).values(rows).on_conflict_do_nothing().returning(reservations.c.sku)
     )
-    async with dependency("postgres"), engine.begin() as conn:
-        written = (await conn.execute(statement)).scalars().all()
-        if written:
-            await _sync_stock_levels(conn, db, list(written))
+    async with contextlib.AsyncExitStack() as held:
+        for sku in sorted(per_sku):  # the order the SKU locks are taken in PostgreSQL too
+            await held.enter_async_context(_sku_locks[sku])
+        async with dependency("postgres"), engine.begin() as conn:
+            written = (await conn.execute(statement)).scalars().all()
+            if written:
+                await _sync_stock_levels(conn, db, list(written))
     return len(written)
 
 

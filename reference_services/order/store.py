@@ -55,7 +55,7 @@ async def insert_order(
         "source_event_id": source_event_id,
         "created_at": now.isoformat(),
     }
-    event_id = str(uuid.uuid4())
+    event_id = order_id  # one order.created per order; `mark_sent` finds it by _id
     payload = {
         "event_id": event_id,
         "type": "order.created",
@@ -113,6 +113,5 @@ async def pending_events(
 
 async def mark_sent(db: AsyncIOMotorDatabase, event_id: str) -> None:
     async with dependency("mongodb"):
-        await db.orders.update_one(
-            {"outbox.event_id": event_id}, {"$set": {"outbox.published": True}}
-        )
+        # By _id: a filter on outbox.event_id scanned every order (FerretDB), O(N) per event.
+        await db.orders.update_one({"_id": event_id}, {"$set": {"outbox.published": True}})

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
+import requests
 from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.propagators import (
@@ -18,10 +21,17 @@ from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, TraceState
+from opentelemetry.util.types import Attributes
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from obsconf.reference_services import faults
@@ -29,6 +39,32 @@ from obsconf.reference_services.telemetry.propagation import TraceContextPropaga
 
 # Health probes and scrapes are not traced: they would bury the traces tests look for.
 UNTRACED_URLS = "/health,/metrics"
+
+EXPORT_EVERY_MS = 200  # the targets' capabilities.span_flush_interval
+LATE_EXPORT_S = 6.0  # `late-span-export`: inside the suite's waits, past LOAD-FRESHNESS
+
+
+class LateSpans(SpanProcessor):
+    """The `late-span-export` fault: each ended span reaches `inner` `delay_s` later."""
+
+    def __init__(self, inner: SpanProcessor, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        timer = threading.Timer(self.delay_s, self.inner.on_end, (span,))
+        timer.daemon = True
+        timer.start()
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
 
 _provider: TracerProvider | None = None
 
@@ -82,22 +118,60 @@ def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -
         os.environ.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)
     else:
         os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    # The export thread shares the GIL with the event loop: a session that skips the proxy
+    # and .netrc look-ups `requests` makes per POST (a fifth of the exporter's time, profiled).
+    session = requests.Session()
+    session.trust_env = False
     exporter: SpanExporter = OTLPSpanExporter(
-        endpoint=otlp_endpoint.rstrip("/") + "/v1/traces", timeout=5
+        endpoint=otlp_endpoint.rstrip("/") + "/v1/traces", timeout=5, session=session
     )
     if faults.enabled("no-error-type"):
         exporter = WithoutErrorType(exporter)
     name = {} if faults.enabled("no-service-name") else {SERVICE_NAME: service_name}
     _provider = TracerProvider(resource=Resource.create(name), sampler=sampler())
-    _provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    batch = BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_EVERY_MS)
+    late = faults.enabled("late-span-export")
+    _provider.add_span_processor(LateSpans(batch, LATE_EXPORT_S) if late else batch)
     trace.set_tracer_provider(_provider)
     PymongoInstrumentor().instrument(tracer_provider=_provider)
 
 
+class DropUnread(Sampler):
+    """Drops the CLIENT spans named in `names` and lets `delegate` decide every other span.
+
+    SQLAlchemy's instrumentation opens a `connect` span around each pool checkout: two per
+    `POST /api/users`, nothing inside them (the statements are siblings), read by nobody.
+    Dropping them at the sampler costs one name test instead of a span and its export."""
+
+    def __init__(self, delegate: Sampler, names: frozenset[str] = frozenset({"connect"})) -> None:
+        self.delegate = delegate
+        self.names = names
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if kind == SpanKind.CLIENT and name in self.names:
+            return SamplingResult(Decision.DROP)
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"DropUnread{{{','.join(sorted(self.names))}}}+{self.delegate.get_description()}"
+
+
 def sampler() -> Sampler:
     """The incoming traceparent's sampled flag decides (a new trace is always sampled);
-    `ignore-sampled-flag` records every request."""
-    return ALWAYS_ON if faults.enabled("ignore-sampled-flag") else ParentBased(ALWAYS_ON)
+    `ignore-sampled-flag` records every request. Pool `connect` spans are never recorded."""
+    base = ALWAYS_ON if faults.enabled("ignore-sampled-flag") else ParentBased(ALWAYS_ON)
+    return DropUnread(base)
 
 
 def instrument_app(app: FastAPI) -> None:
