@@ -49,11 +49,11 @@ class Call:
     client_span_id: str | None
     request_id: str | None
     sent_headers: dict[str, str]  # the last field of each name
-    sent_fields: tuple[tuple[str, str], ...]  # every header field sent, in order
     response_headers: dict[str, str]
     body: Any
     started: float  # epoch seconds
     ended: float
+    sent_fields: tuple[tuple[str, str], ...] = ()  # every header field sent, in order
 
     def describe(self) -> str:
         return f"{self.method} {self.path} -> {self.status} (trace {self.trace_id})"

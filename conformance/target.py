@@ -308,8 +308,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     caps = r.mapping(
         top.get("capabilities"),
         "capabilities",
-        {"consumer_relation", "error_hook", "span_flush_interval", "logs"},
-        {"consumer_relation", "error_hook", "span_flush_interval", "freshness_s"},
+        {"consumer_relation", "error_hook", "span_flush_interval", "logs", "freshness_s"},
     )
     logs = r.string(caps.get("logs"), "capabilities.logs", choices=("file", "otlp")) or "file"
     flush = caps.get("span_flush_interval", DEFAULT_SPAN_FLUSH_INTERVAL)
