@@ -21,16 +21,22 @@ pub struct Settings {
 }
 
 fn var(name: &str, default: &str) -> String {
-    env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 impl Settings {
     pub fn from_env() -> Result<Settings, String> {
         let port = var("OBSCONF_PORT", "8001");
-        let port = port.parse().map_err(|_| format!("OBSCONF_PORT is not a port: {port:?}"))?;
+        let port = port
+            .parse()
+            .map_err(|_| format!("OBSCONF_PORT is not a port: {port:?}"))?;
         let flush = var("OTEL_BSP_SCHEDULE_DELAY", "200");
-        let flush: u64 =
-            flush.parse().map_err(|_| format!("OTEL_BSP_SCHEDULE_DELAY is not ms: {flush:?}"))?;
+        let flush: u64 = flush
+            .parse()
+            .map_err(|_| format!("OTEL_BSP_SCHEDULE_DELAY is not ms: {flush:?}"))?;
         let relation = var("OBSCONF_CONSUMER_RELATION", "parent");
         if relation != "parent" && relation != "link" {
             return Err(format!(

@@ -21,7 +21,10 @@ pub struct DependencyDown {
 
 impl DependencyDown {
     pub fn new(dependency: &'static str, message: String) -> DependencyDown {
-        DependencyDown { dependency, message }
+        DependencyDown {
+            dependency,
+            message,
+        }
     }
 }
 

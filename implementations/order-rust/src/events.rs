@@ -57,7 +57,7 @@ impl Bus {
             .reconnect_delay_callback(|_| Duration::from_millis(500))
             .event_callback(|event| async move {
                 match event {
-                    async_nats::Event::Connected => logs::info(LOGGER, "nats reconnected", json!({})),
+                    async_nats::Event::Connected => logs::info(LOGGER, "nats connected", json!({})),
                     async_nats::Event::Disconnected => {
                         logs::warning(LOGGER, "nats disconnected", json!({}))
                     }
@@ -117,19 +117,35 @@ impl Bus {
             current.clone()
         } else {
             let get = |name: &str| -> Vec<&str> {
-                event.trace_carrier.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+                event
+                    .trace_carrier
+                    .iter()
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+                    .collect()
             };
             // keep the current context's values (request meta), take the stored span
             let stored = w3c::extract(&get("traceparent"), &get("tracestate"));
             current.with_remote_span_context(stored.span().span_context().clone())
         };
-        let kind = if faults::on("wrong-publish-kind") { SpanKind::Internal } else { SpanKind::Producer };
+        let kind = if faults::on("wrong-publish-kind") {
+            SpanKind::Internal
+        } else {
+            SpanKind::Producer
+        };
         let mut attributes = messaging_attributes(subject, "publish", "send");
-        attributes.push(KeyValue::new("messaging.message.id", event.event_id.clone()));
+        attributes.push(KeyValue::new(
+            "messaging.message.id",
+            event.event_id.clone(),
+        ));
         let scope = if faults::on("publish-span-not-exported") {
             None
         } else {
-            Some(telemetry::start(format!("publish {subject}"), SpanSpec::new(kind, attributes), &parent))
+            Some(telemetry::start(
+                format!("publish {subject}"),
+                SpanSpec::new(kind, attributes),
+                &parent,
+            ))
         };
         let injected = match &scope {
             Some(scope) => w3c::inject(&scope.cx),
@@ -144,7 +160,10 @@ impl Bus {
         }
         let body = serde_json::to_vec(&event.payload).expect("json");
         let sent = async {
-            let ack = self.js.publish_with_headers(subject.to_string(), headers, body.into()).await
+            let ack = self
+                .js
+                .publish_with_headers(subject.to_string(), headers, body.into())
+                .await
                 .map_err(|e| format!("{e}"))?;
             ack.await.map_err(|e| format!("{e}"))
         };
@@ -154,7 +173,10 @@ impl Bus {
         };
         if let Some(scope) = &scope {
             match &result {
-                Ok(ack) => scope.set(vec![KeyValue::new("messaging.nats.stream_sequence", ack.sequence as i64)]),
+                Ok(ack) => scope.set(vec![KeyValue::new(
+                    "messaging.nats.stream_sequence",
+                    ack.sequence as i64,
+                )]),
                 Err(error) => scope.error(format!("publish failed: {error}")),
             }
             scope.end();
@@ -171,7 +193,12 @@ impl Bus {
 
     /// The durable explicit-ack pull consumer of `subject`, created now (before /health is
     /// ready); its loop runs `handler` on every message in the background.
-    pub async fn consume<H, F>(&self, subject: &'static str, durable: &str, handler: H) -> Result<(), String>
+    pub async fn consume<H, F>(
+        &self,
+        subject: &'static str,
+        durable: &str,
+        handler: H,
+    ) -> Result<(), String>
     where
         H: Fn(Value) -> F + Send + Sync + 'static,
         F: Future<Output = Result<(), String>> + Send,
@@ -185,7 +212,11 @@ impl Bus {
             filter_subject: subject.to_string(),
             ..Default::default()
         };
-        let stream = self.js.get_stream(STREAM).await.map_err(|e| format!("stream {STREAM}: {e}"))?;
+        let stream = self
+            .js
+            .get_stream(STREAM)
+            .await
+            .map_err(|e| format!("stream {STREAM}: {e}"))?;
         let consumer: jetstream::consumer::PullConsumer = stream
             .get_or_create_consumer(durable, config)
             .await
@@ -193,11 +224,20 @@ impl Bus {
         let bus = self.clone();
         tokio::spawn(async move {
             loop {
-                let batch = consumer.fetch().max_messages(10).expires(Duration::from_secs(1)).messages().await;
+                let batch = consumer
+                    .fetch()
+                    .max_messages(10)
+                    .expires(Duration::from_secs(1))
+                    .messages()
+                    .await;
                 let mut batch = match batch {
                     Ok(batch) => batch,
                     Err(error) => {
-                        logs::warning(LOGGER, format!("fetch on {subject} failed: {error}"), json!({}));
+                        logs::warning(
+                            LOGGER,
+                            format!("fetch on {subject} failed: {error}"),
+                            json!({}),
+                        );
                         tokio::time::sleep(Duration::from_millis(500)).await; // back-off while NATS reconnects
                         continue;
                     }
@@ -206,7 +246,11 @@ impl Bus {
                     match message {
                         Ok(message) => bus.handle(subject, message, &handler).await,
                         Err(error) => {
-                            logs::warning(LOGGER, format!("fetch on {subject} failed: {error}"), json!({}));
+                            logs::warning(
+                                LOGGER,
+                                format!("fetch on {subject} failed: {error}"),
+                                json!({}),
+                            );
                             break;
                         }
                     }
@@ -221,7 +265,10 @@ impl Bus {
         let mut cx = if faults::on("consumer-new-root") {
             Context::new()
         } else {
-            w3c::extract(&header_values(headers, "traceparent"), &header_values(headers, "tracestate"))
+            w3c::extract(
+                &header_values(headers, "traceparent"),
+                &header_values(headers, "tracestate"),
+            )
         };
         if faults::on("shared-consumer-context") {
             let mut first = self.first_consumed.lock().expect("lock");
@@ -229,7 +276,11 @@ impl Bus {
         }
         if &*self.consumer_relation == "link" {
             let producer = cx.span().span_context().clone();
-            let links = if producer.is_valid() { vec![Link::with_context(producer)] } else { vec![] };
+            let links = if producer.is_valid() {
+                vec![Link::with_context(producer)]
+            } else {
+                vec![]
+            };
             return (Context::new(), links);
         }
         (cx, Vec::new())
@@ -241,17 +292,30 @@ impl Bus {
         F: Future<Output = Result<(), String>>,
     {
         let headers = message.headers.as_ref();
-        let request_id = header_values(headers, REQUEST_ID_HEADER).first().map(|s| s.to_string()).unwrap_or_default();
-        let meta = RequestMeta { request_id, method: String::new(), path: String::new() };
+        let request_id = header_values(headers, REQUEST_ID_HEADER)
+            .first()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let meta = RequestMeta {
+            request_id,
+            method: String::new(),
+            path: String::new(),
+        };
         if faults::on("consumer-log-before-context") {
             let cx = Context::new().with_value(meta.clone());
-            async { logs::info(LOGGER, format!("received {subject}"), json!({})) }.with_context(cx).await;
+            async { logs::info(LOGGER, format!("received {subject}"), json!({})) }
+                .with_context(cx)
+                .await;
         }
         let (parent, links) = self.consume_parent(headers);
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let mut attributes = messaging_attributes(subject, "process", "process");
         attributes.push(KeyValue::new("messaging.nats.delivery_count", delivered));
-        let kind = if faults::on("wrong-consume-kind") { SpanKind::Internal } else { SpanKind::Consumer };
+        let kind = if faults::on("wrong-consume-kind") {
+            SpanKind::Internal
+        } else {
+            SpanKind::Consumer
+        };
         let mut spec = SpanSpec::new(kind, attributes);
         spec.links = links;
         if faults::on("skewed-span-clock") {
@@ -261,26 +325,43 @@ impl Bus {
         async {
             let event: Result<Value, String> = serde_json::from_slice::<Value>(&message.payload)
                 .map_err(|e| e.to_string())
-                .and_then(|v| if v.get("event_id").is_some() { Ok(v) } else { Err("no event_id".into()) });
+                .and_then(|v| {
+                    if v.get("event_id").is_some() {
+                        Ok(v)
+                    } else {
+                        Err("no event_id".into())
+                    }
+                });
             let event = match event {
                 Ok(event) => event,
                 Err(error) => {
                     scope.error("malformed event".into());
-                    logs::error(LOGGER, format!("malformed event on {subject} dropped: {error}"), json!({}));
+                    logs::error(
+                        LOGGER,
+                        format!("malformed event on {subject} dropped: {error}"),
+                        json!({}),
+                    );
                     let _ = message.ack_with(AckKind::Term).await;
                     return;
                 }
             };
             let event_id = id_string(&event["event_id"]);
-            scope.set(vec![KeyValue::new("messaging.message.id", event_id.clone())]);
+            scope.set(vec![KeyValue::new(
+                "messaging.message.id",
+                event_id.clone(),
+            )]);
             if let Err(error) = handler(event).await {
                 telemetry::record_error_on_current("HandlerFailed", &error);
                 logs::error(
                     LOGGER,
-                    format!("handling {subject} failed (delivery {delivered}), will retry: {error}"),
+                    format!(
+                        "handling {subject} failed (delivery {delivered}), will retry: {error}"
+                    ),
                     json!({"event_id": event_id}),
                 );
-                let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                    .await;
                 return;
             }
             let _ = message.ack().await;
@@ -295,7 +376,11 @@ impl Bus {
 /// `publish-span-not-exported`: headers naming a span id that never reaches the store.
 fn ghost_headers(parent: &Context) -> Vec<(&'static str, String)> {
     let sc = parent.span().span_context().clone();
-    let trace_id = if sc.is_valid() { sc.trace_id() } else { opentelemetry::trace::TraceId::from_bytes(rand::random()) };
+    let trace_id = if sc.is_valid() {
+        sc.trace_id()
+    } else {
+        opentelemetry::trace::TraceId::from_bytes(rand::random())
+    };
     let ghost = SpanContext::new(
         trace_id,
         opentelemetry::trace::SpanId::from_bytes(rand::random()),
@@ -306,7 +391,11 @@ fn ghost_headers(parent: &Context) -> Vec<(&'static str, String)> {
     w3c::inject(&Context::new().with_remote_span_context(ghost))
 }
 
-fn messaging_attributes(subject: &str, operation: &'static str, operation_type: &'static str) -> Vec<KeyValue> {
+fn messaging_attributes(
+    subject: &str,
+    operation: &'static str,
+    operation_type: &'static str,
+) -> Vec<KeyValue> {
     if faults::on("no-messaging-attrs") {
         return vec![KeyValue::new("messaging.operation", operation)];
     }
@@ -320,7 +409,9 @@ fn messaging_attributes(subject: &str, operation: &'static str, operation_type: 
 
 /// An id field as text (a JSON string as it is, anything else as JSON).
 pub fn id_string(value: &Value) -> String {
-    value.as_str().map_or_else(|| value.to_string(), String::from)
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), String::from)
 }
 
 /// Publish one stored event and mark it sent; false (still pending) if NATS failed.
@@ -328,14 +419,21 @@ pub async fn publish_pending(bus: &Bus, store: &crate::store::Store, event: &Pen
     if let Err(error) = bus.publish(event).await {
         logs::warning(
             "order.outbox",
-            format!("publish of {} deferred to the outbox relay: {error}", event.subject),
+            format!(
+                "publish of {} deferred to the outbox relay: {error}",
+                event.subject
+            ),
             json!({"event_id": event.event_id}),
         );
         return false;
     }
     if let Err(error) = store.mark_sent(&event.event_id).await {
         // published; the relay re-sends, consumers dedupe
-        logs::warning("order.outbox", format!("could not mark {} sent: {error}", event.event_id), json!({}));
+        logs::warning(
+            "order.outbox",
+            format!("could not mark {} sent: {error}", event.event_id),
+            json!({}),
+        );
     }
     true
 }
@@ -356,7 +454,11 @@ pub fn start_relay(bus: Bus, store: crate::store::Store) {
                         }
                     }
                 }
-                Err(error) => logs::warning("order.outbox", format!("outbox relay round failed: {error}"), json!({})),
+                Err(error) => logs::warning(
+                    "order.outbox",
+                    format!("outbox relay round failed: {error}"),
+                    json!({}),
+                ),
             }
         }
     });

@@ -51,25 +51,48 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn unprocessable(errors: validate::Errors) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"detail": errors}))).into_response()
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"detail": errors})),
+    )
+        .into_response()
 }
 
-async fn create_order(State(app): State<AppState>, body: Bytes) -> Result<Response, DependencyDown> {
+async fn create_order(
+    State(app): State<AppState>,
+    body: Bytes,
+) -> Result<Response, DependencyDown> {
     let (user_id, items) = match validate::new_order(&body) {
         Ok(order) => order,
         Err(errors) => return Ok(unprocessable(errors)),
     };
-    let new = NewOrder { user_id, items, kind: "regular", order_id: None, source_event_id: None };
-    let (order, event) = app.store.insert_order(new).await?.expect("a fresh uuid is never a duplicate");
+    let new = NewOrder {
+        user_id,
+        items,
+        kind: "regular",
+        order_id: None,
+        source_event_id: None,
+    };
+    let (order, event) = app
+        .store
+        .insert_order(new)
+        .await?
+        .expect("a fresh uuid is never a duplicate");
     metrics::count_business(&metrics::METRICS.orders_created);
     events::publish_pending(&app.bus, &app.store, &event).await;
     Ok((StatusCode::CREATED, Json(order)).into_response())
 }
 
-async fn get_order(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, DependencyDown> {
+async fn get_order(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, DependencyDown> {
     Ok(match app.store.get_order(&id).await? {
         Some(order) => Json(order).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"detail": format!("no order with id {id}")})))
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"detail": format!("no order with id {id}")})),
+        )
             .into_response(),
     })
 }
@@ -87,7 +110,10 @@ async fn list_orders(
 
 /// Conformance hook (target capability `error_hook`): always answers 5xx.
 async fn fail() -> Result<Response, DependencyDown> {
-    Err(DependencyDown::new("error-hook", "RuntimeError: failure requested by /api/fail".into()))
+    Err(DependencyDown::new(
+        "error-hook",
+        "RuntimeError: failure requested by /api/fail".into(),
+    ))
 }
 
 async fn not_found() -> Response {
@@ -110,17 +136,30 @@ async fn health(State(app): State<AppState>) -> Response {
         "service": &*app.service,
         "dependencies": {"mongodb": mongodb, "nats": nats},
     });
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
 async fn metrics_endpoint() -> Response {
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
-    ([(axum::http::header::CONTENT_TYPE, content_type)], metrics::exposition()).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        metrics::exposition(),
+    )
+        .into_response()
 }
 
 fn values<'a>(request: &'a Request, name: &str) -> Vec<&'a str> {
-    request.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
+    request
+        .headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
 }
 
 fn valid_request_id(id: &str) -> bool {
@@ -144,8 +183,16 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
         return next.run(request).await;
     }
     let traceparents = values(&request, "traceparent");
-    if faults::on("strict-traceparent") && traceparents.first().is_some_and(|v| !looks_like_traceparent(v)) {
-        return (StatusCode::BAD_REQUEST, Json(json!({"detail": "malformed traceparent"}))).into_response();
+    if faults::on("strict-traceparent")
+        && traceparents
+            .first()
+            .is_some_and(|v| !looks_like_traceparent(v))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"detail": "malformed traceparent"})),
+        )
+            .into_response();
     }
     let parent = if faults::on("ignore-incoming-context") {
         opentelemetry::Context::new()
@@ -153,14 +200,24 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
         w3c::extract(&traceparents, &values(&request, "tracestate"))
     };
     let method = request.method().as_str().to_string();
-    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let echo = !faults::on("no-request-id");
     let request_id = values(&request, "x-request-id")
         .first()
         .filter(|id| valid_request_id(id))
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), |id| id.to_string());
+        .map_or_else(
+            || uuid::Uuid::new_v4().simple().to_string(),
+            |id| id.to_string(),
+        );
     let meta = RequestMeta {
-        request_id: if echo { request_id.clone() } else { String::new() },
+        request_id: if echo {
+            request_id.clone()
+        } else {
+            String::new()
+        },
         method: method.clone(),
         path: path.clone(),
     };
@@ -183,15 +240,32 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
         attributes.push(KeyValue::new("http.route", route.clone()));
     }
     if let Some(agent) = values(&request, "user-agent").first() {
-        attributes.push(KeyValue::new(if old { "http.user_agent" } else { "user_agent.original" }, agent.to_string()));
+        attributes.push(KeyValue::new(
+            if old {
+                "http.user_agent"
+            } else {
+                "user_agent.original"
+            },
+            agent.to_string(),
+        ));
     }
-    let name = route.as_ref().map_or_else(|| method.clone(), |r| format!("{method} {r}"));
-    let scope = telemetry::start(name, SpanSpec::new(SpanKind::Server, attributes), &parent.with_value(meta));
+    let name = route
+        .as_ref()
+        .map_or_else(|| method.clone(), |r| format!("{method} {r}"));
+    let scope = telemetry::start(
+        name,
+        SpanSpec::new(SpanKind::Server, attributes),
+        &parent.with_value(meta),
+    );
     let started = Instant::now();
     let mut response = next.run(request).with_context(scope.cx.clone()).await;
     let status = response.status().as_u16();
     let decided = response.extensions().get::<StatusDecided>().is_some();
-    let code_key = if old { "http.status_code" } else { "http.response.status_code" };
+    let code_key = if old {
+        "http.status_code"
+    } else {
+        "http.response.status_code"
+    };
     scope.set(vec![KeyValue::new(code_key, i64::from(status))]);
     // A 4xx leaves the status unset, as the HTTP semantic conventions require.
     if status >= 500 && !decided {
@@ -213,15 +287,28 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
             let value = format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id());
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert("traceresponse", value);
-                headers.insert("access-control-expose-headers", HeaderValue::from_static("traceresponse"));
+                headers.insert(
+                    "access-control-expose-headers",
+                    HeaderValue::from_static("traceresponse"),
+                );
             }
         }
     }
     let elapsed = started.elapsed();
     let label = route.clone().unwrap_or_else(|| "unmatched".into());
     if !(status >= 400 && faults::on("no-count-errors")) {
-        let endpoint = if faults::on("raw-path-label") { path.as_str() } else { label.as_str() };
-        metrics::record_request(&app.service, &method, endpoint, status, elapsed.as_secs_f64());
+        let endpoint = if faults::on("raw-path-label") {
+            path.as_str()
+        } else {
+            label.as_str()
+        };
+        metrics::record_request(
+            &app.service,
+            &method,
+            endpoint,
+            status,
+            elapsed.as_secs_f64(),
+        );
     }
     let line = json!({
         "http_method": method,

@@ -59,7 +59,10 @@ fn log(level: &str, logger: &str, msg: String, extra: Value) {
         let span = cx.span();
         let sc = span.span_context();
         if faults::on("log-random-trace-id") {
-            (hex(&rand::random::<[u8; 16]>()), hex(&rand::random::<[u8; 8]>()))
+            (
+                hex(&rand::random::<[u8; 16]>()),
+                hex(&rand::random::<[u8; 8]>()),
+            )
         } else if sc.is_valid() && !faults::on("log-no-trace-id") {
             (sc.trace_id().to_string(), sc.span_id().to_string())
         } else {
@@ -67,11 +70,16 @@ fn log(level: &str, logger: &str, msg: String, extra: Value) {
         }
     });
     if faults::on("plain-text-logs") && logger == "order.http" {
-        write_line(level, &format!("{} {} {msg}", level.to_uppercase(), service()));
+        write_line(
+            level,
+            &format!("{} {} {msg}", level.to_uppercase(), service()),
+        );
         return;
     }
     let mut line = Map::new();
-    let ts = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string();
+    let ts = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+00:00")
+        .to_string();
     line.insert("ts".into(), ts.into());
     line.insert("level".into(), level.into());
     line.insert("msg".into(), msg.into());
@@ -103,7 +111,9 @@ pub fn write_line(level: &str, text: &str) {
 /// Panics become one counted JSON error line (the default hook writes uncounted stderr).
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
         error(
             "order.panic",
             format!("panic: {info}"),

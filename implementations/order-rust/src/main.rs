@@ -50,7 +50,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let result = runtime.block_on(serve(settings));
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Some(provider) = provider {
@@ -76,8 +79,17 @@ async fn serve(settings: Settings) -> Result<(), String> {
         }),
     );
     let store = store::Store::connect(&settings.mongodb_url, &settings.mongodb_db).await?;
-    let bus = events::Bus::connect(&settings.nats_url, &settings.service, &settings.consumer_relation).await?;
-    let app = AppState { service: settings.service.as_str().into(), store, bus };
+    let bus = events::Bus::connect(
+        &settings.nats_url,
+        &settings.service,
+        &settings.consumer_relation,
+    )
+    .await?;
+    let app = AppState {
+        service: settings.service.as_str().into(),
+        store,
+        bus,
+    };
     let handler_app = Arc::new(app.clone());
     app.bus
         .consume("user.created", DURABLE, move |event| {
@@ -119,12 +131,20 @@ async fn on_user_created(app: &AppState, event: Value) -> Result<(), String> {
     let event_id = id_string(&event["event_id"]);
     let new = NewOrder {
         user_id,
-        items: vec![Item { sku: "WELCOME-KIT".into(), qty: 1 }],
+        items: vec![Item {
+            sku: "WELCOME-KIT".into(),
+            qty: 1,
+        }],
         kind: "welcome",
         order_id: Some(welcome_order_id(&event_id)),
         source_event_id: Some(event_id.clone()),
     };
-    let Some((order, order_event)) = app.store.insert_order(new).await.map_err(|e| e.to_string())? else {
+    let Some((order, order_event)) = app
+        .store
+        .insert_order(new)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         logs::info(
             "order.consumer",
             "duplicate user.created ignored: welcome order exists",

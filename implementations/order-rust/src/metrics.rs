@@ -23,15 +23,37 @@ pub struct Metrics {
 
 /// The labelled families, announced even before their first series.
 const DECLARED: &[(&str, &str, &str)] = &[
-    ("http_requests_total", "HTTP requests served, by route template (endpoint) and status code", "counter"),
-    ("http_request_duration_seconds", "HTTP request duration, by route template (endpoint) and status code", "histogram"),
-    ("events_published_total", "Events acknowledged by JetStream", "counter"),
-    ("events_consumed_total", "Events processed and acked", "counter"),
-    ("log_records_total", "Log lines the service wrote to stdout", "counter"),
+    (
+        "http_requests_total",
+        "HTTP requests served, by route template (endpoint) and status code",
+        "counter",
+    ),
+    (
+        "http_request_duration_seconds",
+        "HTTP request duration, by route template (endpoint) and status code",
+        "histogram",
+    ),
+    (
+        "events_published_total",
+        "Events acknowledged by JetStream",
+        "counter",
+    ),
+    (
+        "events_consumed_total",
+        "Events processed and acked",
+        "counter",
+    ),
+    (
+        "log_records_total",
+        "Log lines the service wrote to stdout",
+        "counter",
+    ),
 ];
 
 const HTTP_LABELS: &[&str] = &["service", "method", "endpoint", "status"];
-const BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
@@ -57,7 +79,9 @@ impl Metrics {
             HTTP_LABELS,
         )
         .expect("histogram");
-        registry.register(Box::new(duration.clone())).expect("register");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("register");
         let start = Gauge::new(
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds.",
@@ -144,8 +168,15 @@ pub fn record_request(service: &str, method: &str, endpoint: &str, status: u16, 
     let labels = [service, method, endpoint, code.as_str()];
     METRICS.requests.with_label_values(&labels).inc();
     if !(status >= 400 && faults::on("histogram-skips-errors")) {
-        let scale = if faults::on("duration-in-ms") { 1000.0 } else { 1.0 };
-        METRICS.duration.with_label_values(&labels).observe(seconds * scale);
+        let scale = if faults::on("duration-in-ms") {
+            1000.0
+        } else {
+            1.0
+        };
+        METRICS
+            .duration
+            .with_label_values(&labels)
+            .observe(seconds * scale);
     }
 }
 
@@ -153,7 +184,9 @@ pub fn record_request(service: &str, method: &str, endpoint: &str, status: u16, 
 pub fn exposition() -> String {
     let families = METRICS.registry.gather();
     let mut buffer = Vec::new();
-    TextEncoder::new().encode(&families, &mut buffer).expect("encode");
+    TextEncoder::new()
+        .encode(&families, &mut buffer)
+        .expect("encode");
     let mut text = String::from_utf8(buffer).expect("utf-8");
     // A labelled family without series yet is left out by the encoder; announce it anyway, so
     // /metrics names every family from the start (as other clients do).
@@ -162,8 +195,45 @@ pub fn exposition() -> String {
             text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         }
     }
+    if faults::on("noncumulative-buckets") {
+        text = decumulate(&text);
+    }
     if faults::on("garbled-metrics") {
         text.push_str("this line is not prometheus text format {\n");
     }
     text
+}
+
+/// Histogram buckets rewritten to per-bucket counts (the `noncumulative-buckets` fault).
+fn decumulate(text: &str) -> String {
+    let mut previous: std::collections::HashMap<String, f64> = std::collections::HashMap::new();
+    let mut out = String::new();
+    for line in text.lines() {
+        let bucket = line.split_once("_bucket{").zip(line.rsplit_once(' '));
+        match bucket {
+            Some(((name, _), (series, value))) if !line.starts_with('#') => {
+                let key = format!("{name}{}", series.split("le=").next().unwrap_or(series));
+                let value: f64 = value.parse().unwrap_or(0.0);
+                let before = previous.insert(key, value).unwrap_or(0.0);
+                out.push_str(&format!("{series} {}\n", value - before));
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decumulate_gives_per_bucket_counts() {
+        let text = "# TYPE h histogram\nh_bucket{a=\"x\",le=\"1\"} 2\nh_bucket{a=\"x\",le=\"+Inf\"} 5\nh_count{a=\"x\"} 5\n";
+        let out = super::decumulate(text);
+        assert!(out.contains("h_bucket{a=\"x\",le=\"1\"} 2\n"), "{out}");
+        assert!(out.contains("h_bucket{a=\"x\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("h_count{a=\"x\"} 5\n"), "{out}");
+    }
 }

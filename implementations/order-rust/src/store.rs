@@ -42,12 +42,20 @@ pub fn welcome_order_id(event_id: &str) -> String {
 
 fn now_iso() -> (String, bson::DateTime) {
     let now = chrono::Utc::now();
-    (now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(), bson::DateTime::from_millis(now.timestamp_millis()))
+    (
+        now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string(),
+        bson::DateTime::from_millis(now.timestamp_millis()),
+    )
 }
 
 /// The order as the API answers it.
 pub fn order_json(doc: &Document) -> Value {
-    let get = |key: &str| doc.get(key).cloned().map(Bson::into_relaxed_extjson).unwrap_or(Value::Null);
+    let get = |key: &str| {
+        doc.get(key)
+            .cloned()
+            .map(Bson::into_relaxed_extjson)
+            .unwrap_or(Value::Null)
+    };
     json!({
         "id": get("_id"),
         "user_id": get("user_id"),
@@ -71,8 +79,9 @@ pub struct NewOrder {
 impl Store {
     /// A client failing fast (2 s server selection and connect); no I/O until first use.
     pub async fn connect(url: &str, database: &str) -> Result<Store, String> {
-        let mut options =
-            ClientOptions::parse(url).await.map_err(|e| format!("MONGODB_URL: {e}"))?;
+        let mut options = ClientOptions::parse(url)
+            .await
+            .map_err(|e| format!("MONGODB_URL: {e}"))?;
         options.server_selection_timeout = Some(Duration::from_secs(2));
         options.connect_timeout = Some(Duration::from_secs(2));
         options.app_name = Some("order-rust".into());
@@ -88,12 +97,20 @@ impl Store {
             .unwrap_or(("localhost".to_string(), 27017));
         let client = Client::with_options(options).map_err(|e| format!("mongodb client: {e}"))?;
         let db = client.database(database);
-        Ok(Store { orders: db.collection("orders"), db, address })
+        Ok(Store {
+            orders: db.collection("orders"),
+            db,
+            address,
+        })
     }
 
     /// `ping`, untraced (health probes make no spans).
     pub async fn ping(&self) -> Result<(), String> {
-        self.db.run_command(doc! {"ping": 1}).await.map(|_| ()).map_err(|e| e.to_string())
+        self.db
+            .run_command(doc! {"ping": 1})
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// A CLIENT span `<op> orders` around one call, bounded by CALL_TIMEOUT; failures become
@@ -138,7 +155,9 @@ impl Store {
         &self,
         new: NewOrder,
     ) -> Result<Option<(Value, PendingEvent)>, DependencyDown> {
-        let order_id = new.order_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let order_id = new
+            .order_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (created_at, now) = now_iso();
         let items = bson::to_bson(&new.items).expect("items as bson");
         let mut document = doc! {
@@ -162,8 +181,10 @@ impl Store {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        let carrier_doc: Document =
-            carrier.iter().map(|(k, v)| (k.clone(), Bson::String(v.clone()))).collect();
+        let carrier_doc: Document = carrier
+            .iter()
+            .map(|(k, v)| (k.clone(), Bson::String(v.clone())))
+            .collect();
         document.insert(
             "outbox",
             doc! {
@@ -175,7 +196,10 @@ impl Store {
                 "created_at": now,
             },
         );
-        match self.call("insert", true, self.orders.insert_one(document)).await {
+        match self
+            .call("insert", true, self.orders.insert_one(document))
+            .await
+        {
             Ok(_) => {}
             Err(CallError::Duplicate) => return Ok(None),
             Err(error) => return Err(error.into()),
@@ -190,7 +214,9 @@ impl Store {
     }
 
     pub async fn get_order(&self, order_id: &str) -> Result<Option<Value>, DependencyDown> {
-        let found = self.call("find", true, self.orders.find_one(doc! {"_id": order_id})).await;
+        let found = self
+            .call("find", true, self.orders.find_one(doc! {"_id": order_id}))
+            .await;
         let found = found.map_err(DependencyDown::from)?;
         Ok(found.as_ref().map(order_json))
     }
@@ -220,8 +246,12 @@ impl Store {
         let cutoff = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - 1000);
         let filter = doc! {"outbox.published": false, "outbox.created_at": {"$lt": cutoff}};
         let find = async {
-            let mut cursor =
-                self.orders.find(filter).projection(doc! {"outbox": 1}).limit(100).await?;
+            let mut cursor = self
+                .orders
+                .find(filter)
+                .projection(doc! {"outbox": 1})
+                .limit(100)
+                .await?;
             let mut docs = Vec::new();
             while cursor.advance().await? {
                 docs.push(cursor.deserialize_current()?);
@@ -239,7 +269,10 @@ impl Store {
             doc! {"$set": {"outbox.published": true}},
         );
         let traced = Context::map_current(|cx| cx.has_active_span());
-        self.call("update", traced, update).await.map(|_| ()).map_err(DependencyDown::from)
+        self.call("update", traced, update)
+            .await
+            .map(|_| ())
+            .map_err(DependencyDown::from)
     }
 }
 

@@ -4,9 +4,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::trace::{
-    Link, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
-};
+use opentelemetry::trace::{Link, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{
@@ -32,12 +30,18 @@ pub fn init(settings: &Settings) -> Result<Option<SdkTracerProvider>, String> {
         .with_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| format!("OTLP exporter: {e}"))?;
-    let batch = BatchConfigBuilder::default().with_scheduled_delay(settings.span_flush).build();
-    let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
+    let batch = BatchConfigBuilder::default()
+        .with_scheduled_delay(settings.span_flush)
+        .build();
+    let processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(batch)
+        .build();
     let resource = if faults::on("no-service-name") {
         Resource::builder_empty().build()
     } else {
-        Resource::builder_empty().with_service_name(settings.service.clone()).build()
+        Resource::builder_empty()
+            .with_service_name(settings.service.clone())
+            .build()
     };
     let sampler = if faults::on("ignore-sampled-flag") {
         Sampler::AlwaysOn
@@ -93,7 +97,12 @@ pub struct SpanSpec {
 
 impl SpanSpec {
     pub fn new(kind: SpanKind, attributes: Vec<KeyValue>) -> SpanSpec {
-        SpanSpec { kind, attributes, links: Vec::new(), start: None }
+        SpanSpec {
+            kind,
+            attributes,
+            links: Vec::new(),
+            start: None,
+        }
     }
 }
 
@@ -101,10 +110,15 @@ impl SpanSpec {
 /// request meta) are kept in the returned context.
 pub fn start(name: String, spec: SpanSpec, parent: &Context) -> Scope {
     let Some(tracer) = TRACER.get() else {
-        return Scope { cx: parent.clone(), owned: false };
+        return Scope {
+            cx: parent.clone(),
+            owned: false,
+        };
     };
-    let mut builder =
-        tracer.span_builder(name).with_kind(spec.kind).with_attributes(spec.attributes);
+    let mut builder = tracer
+        .span_builder(name)
+        .with_kind(spec.kind)
+        .with_attributes(spec.attributes);
     if !spec.links.is_empty() {
         builder = builder.with_links(spec.links);
     }
@@ -112,7 +126,10 @@ pub fn start(name: String, spec: SpanSpec, parent: &Context) -> Scope {
         builder = builder.with_start_time(start);
     }
     let span = builder.start_with_context(tracer, parent);
-    Scope { cx: parent.with_span(span), owned: true }
+    Scope {
+        cx: parent.with_span(span),
+        owned: true,
+    }
 }
 
 /// Mark the current span ERROR with an `exception` event (what the 503 path and a failed

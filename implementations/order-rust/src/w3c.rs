@@ -2,15 +2,15 @@
 //! (header fields given as a list of values: HTTP and NATS headers may repeat a name), and
 //! formatted for outgoing NATS messages.
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 
 const MAX_MEMBERS: usize = 32;
 
 fn is_lower_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn trim_ows(s: &str) -> &str {
@@ -27,7 +27,11 @@ pub fn parse_traceparent(values: &[&str]) -> Option<(TraceId, SpanId, TraceFlags
     }
     let (version, trace_id, parent_id, flags) = (&v[0..2], &v[3..35], &v[36..52], &v[53..55]);
     let dashes = [2, 35, 52].iter().all(|&i| v.as_bytes()[i] == b'-');
-    if !dashes || ![version, trace_id, parent_id, flags].iter().all(|f| is_lower_hex(f)) {
+    if !dashes
+        || ![version, trace_id, parent_id, flags]
+            .iter()
+            .all(|f| is_lower_hex(f))
+    {
         return None;
     }
     if version == "ff" || (version == "00" && v.len() != 55) {
@@ -50,16 +54,18 @@ fn valid_key(key: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 256
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes.iter().all(|&b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-*/@".contains(&b)
-        })
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-*/@".contains(&b))
 }
 
 fn valid_value(value: &str) -> bool {
     let bytes = value.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 256
-        && bytes.iter().all(|&b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+        && bytes
+            .iter()
+            .all(|&b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
         && bytes[bytes.len() - 1] != b' '
 }
 
@@ -104,8 +110,10 @@ pub fn inject(cx: &Context) -> Vec<(&'static str, String)> {
         return Vec::new();
     }
     let flags = if sc.is_sampled() { "01" } else { "00" };
-    let mut headers =
-        vec![("traceparent", format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id()))];
+    let mut headers = vec![(
+        "traceparent",
+        format!("00-{}-{}-{flags}", sc.trace_id(), sc.span_id()),
+    )];
     let state = sc.trace_state().header();
     if !state.is_empty() {
         headers.push(("tracestate", state));
@@ -149,7 +157,10 @@ mod tests {
 
     #[test]
     fn tracestate_cases() {
-        assert_eq!(parse_tracestate(&["foo=1 \t , \t bar=2", "", "baz=3"]).header(), "foo=1,bar=2,baz=3");
+        assert_eq!(
+            parse_tracestate(&["foo=1 \t , \t bar=2", "", "baz=3"]).header(),
+            "foo=1,bar=2,baz=3"
+        );
         assert_eq!(parse_tracestate(&["FOO=1,bar=2"]).header(), "");
         assert_eq!(parse_tracestate(&["foo=1", "foo=2"]).header(), "");
         assert_eq!(parse_tracestate(&["foo=bar=baz"]).header(), "");
@@ -157,6 +168,9 @@ mod tests {
         let many: Vec<String> = (1..=33).map(|i| format!("bar{i:02}={i:02}")).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(parse_tracestate(&refs).header(), "");
-        assert_eq!(parse_tracestate(&refs[..32]).header().split(',').count(), 32);
+        assert_eq!(
+            parse_tracestate(&refs[..32]).header().split(',').count(),
+            32
+        );
     }
 }
