@@ -11,7 +11,9 @@ use async_nats::jetstream::{self, AckKind};
 use async_nats::{HeaderMap, HeaderValue};
 use futures::StreamExt;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
+use opentelemetry::trace::{
+    Link, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId,
+};
 use opentelemetry::{Context, KeyValue};
 use serde_json::{json, Value};
 
@@ -373,21 +375,18 @@ impl Bus {
     }
 }
 
-/// `publish-span-not-exported`: headers naming a span id that never reaches the store.
+/// `publish-span-not-exported`: headers naming a span id that never reaches the store (trace
+/// id, flags and state of the parent, or a new sampled trace).
 fn ghost_headers(parent: &Context) -> Vec<(&'static str, String)> {
-    let sc = parent.span().span_context().clone();
-    let trace_id = if sc.is_valid() {
-        sc.trace_id()
+    let span = parent.span();
+    let sc = span.span_context();
+    let (trace_id, flags) = if sc.is_valid() {
+        (sc.trace_id(), sc.trace_flags())
     } else {
-        opentelemetry::trace::TraceId::from_bytes(rand::random())
+        (TraceId::from_bytes(rand::random()), TraceFlags::SAMPLED)
     };
-    let ghost = SpanContext::new(
-        trace_id,
-        opentelemetry::trace::SpanId::from_bytes(rand::random()),
-        opentelemetry::trace::TraceFlags::SAMPLED,
-        false,
-        sc.trace_state().clone(),
-    );
+    let span_id = SpanId::from_bytes(rand::random());
+    let ghost = SpanContext::new(trace_id, span_id, flags, false, sc.trace_state().clone());
     w3c::inject(&Context::new().with_remote_span_context(ghost))
 }
 
