@@ -66,6 +66,11 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             REPO / "targets" / "reference-go-inventory.yaml",
             REPO / "implementations" / "inventory-go" / "negative_controls.yaml",
         ),
+        Implementation(
+            "order-rust",
+            REPO / "targets" / "reference-rust-order.yaml",
+            REPO / "implementations" / "order-rust" / "negative_controls.yaml",
+        ),
     )
 }
 
