@@ -62,6 +62,14 @@ FAULTS: dict[str, Fault] = {
         Fault("duration-in-ms", "the duration histogram (named _seconds) observes milliseconds"),
         Fault("count-before-commit", "users_created_total rises before the insert: a 409 counts"),
         Fault("error-status-on-4xx", "4xx responses set the server span status to ERROR"),
+        Fault(
+            "inherit-connection-context",
+            "after a body > 64 KiB, later requests on the connection join that request's trace",
+        ),
+        Fault(
+            "no-input-hardening",
+            "NUL, lone surrogates and out-of-range integers reach storage; bodies are unbounded",
+        ),
     )
 }
 
