@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,7 @@ from stack.docker_engine import NoDockerEngine
 from stack.endpoints import Endpoints
 from stack.images import ImagesMissing
 from stack.local import ComponentFailed
+from stack.proxy import TcpProxy, proxied_url, proxy_for
 from stack.services import ServiceFailed, ServiceProcesses, run_values
 
 
@@ -54,6 +55,9 @@ class System:
     traces: TracesClient
     nats_url: str | None
     grafana_url: str | None = None
+    # dependency -> the proxy the started services reach it through (cut = outage); empty
+    # when the harness did not start the services
+    dependencies: dict[str, TcpProxy] = field(default_factory=dict)
     _closers: list = field(default_factory=list)
 
     def close(self) -> None:
@@ -72,11 +76,33 @@ def _check(url: str, what: str) -> None:
         raise Unreachable(f"{what} at {url} answered {response.status_code}: {response.text[:200]}")
 
 
+# The dependencies the harness can take away from the services it starts (RES outages).
+OUTAGE_DEPENDENCIES = ("postgres",)
+
+
+def route_through_proxies(
+    endpoints: Endpoints, proxies: dict[str, TcpProxy], closers: list
+) -> Endpoints:
+    """`endpoints` with each outage dependency behind a fresh proxy (added to `proxies`)."""
+    routed = {}
+    for name in OUTAGE_DEPENDENCIES:
+        proxy = proxy_for(getattr(endpoints, name))
+        closers.append(proxy.stop)
+        proxies[name] = proxy
+        routed[name] = proxied_url(getattr(endpoints, name), proxy)
+    return replace(endpoints, **routed)
+
+
 def start_services(
-    target: Target, endpoints: Endpoints | None, faults: Sequence[str], closers: list
+    target: Target,
+    endpoints: Endpoints | None,
+    faults: Sequence[str],
+    closers: list,
+    proxies: dict[str, TcpProxy] | None = None,
 ) -> dict[str, str]:
     """Start the services the target gives start commands for; role -> base URL of every
-    service (started, or at the target's URL). The stop goes onto `closers` first."""
+    service (started, or at the target's URL). The stop goes onto `closers` first. With
+    `proxies`, the services reach the outage dependencies through proxies put there."""
     started = {role: spec for role, spec in target.services.items() if spec.start is not None}
     if faults and not any(spec.start.uses("faults") for spec in started.values()):
         raise ValueError(
@@ -91,6 +117,8 @@ def start_services(
             f"target {target.name} starts its services, but the stack's endpoints name no log "
             "or scrape directory: start the stack here (--stack local|containers|auto)"
         )
+    if proxies is not None:
+        endpoints = route_through_proxies(endpoints, proxies, closers)
     services = ServiceProcesses(
         endpoints,
         {spec.name: (role, spec.start) for role, spec in started.items()},
@@ -146,7 +174,8 @@ def open_system(
         _check(f"{traces_url}/api/services", "trace store")
 
         names = {role: target.services[role].name for role in ROLES}
-        urls = start_services(target, endpoints, [*target.faults, *faults], closers)
+        proxies: dict[str, TcpProxy] = {}
+        urls = start_services(target, endpoints, [*target.faults, *faults], closers, proxies)
         for role in ROLES:
             _check(f"{urls[role]}/health", f"{names[role]} ({role} service)")
     except BaseException:
@@ -162,5 +191,6 @@ def open_system(
         traces=TracesClient(traces_url),
         nats_url=nats_url,
         grafana_url=target.backends.grafana,
+        dependencies=proxies,
         _closers=closers,
     )

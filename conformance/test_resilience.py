@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+from dataclasses import replace
 
 import pytest
 
-from conformance.driver import Driver
+from conformance.driver import Call, Driver
 from conformance.hostile import Hostile, hostile_requests, judge
-from conformance.scenarios import poll_trace_ready
+from conformance.logs import describe_lines, request_lines
+from conformance.outage import DEFAULT_OUTAGE_S, DEPENDENCY, CannotCut, Outage, run_outage
+from conformance.scenarios import poll_trace_ready, settle
 from conformance.system import System
+from conformance.traces.analysis import (
+    Expectation,
+    analyse_flow,
+    expectation_from_target,
+    gap_summary,
+)
 from stack.waiting import PollTimeout, poll
+
+OUTAGE_ENV = "OBSCONF_OUTAGE_S"
+DEPENDENCY_TIMEOUT_S = 10.0  # a request during an outage must be answered within this
+RESERVED_TIMEOUT_S = 60.0  # after the outage, for every accepted order to be reserved
+ERROR_LEVELS = ("error", "err", "critical", "fatal")
+# Findings that mean a flow's trace is no longer one connected trace.
+BREAKS = ("orphan", "multiple-roots", "consumer-root", "no-spans")
 
 
 def _text(body: object) -> str:
@@ -110,3 +127,118 @@ def test_res_large_body_no_merge(system: System, driver: Driver, evidence) -> No
     )
     if problems:
         pytest.fail("\n".join(problems))
+
+
+@pytest.fixture(scope="module")
+def outage(system: System, pytestconfig: pytest.Config) -> Outage:
+    """One PostgreSQL outage under traffic, judged by the tests below."""
+    given = pytestconfig.getoption("--outage-seconds")
+    seconds = given or float(os.environ.get(OUTAGE_ENV) or DEFAULT_OUTAGE_S)
+    driver = Driver(system.urls, timeout=DEPENDENCY_TIMEOUT_S)
+    try:
+        return run_outage(system, driver, seconds)
+    except CannotCut as error:
+        pytest.fail(str(error), pytrace=False)
+    finally:
+        driver.close()
+
+
+@pytest.mark.guarantee("RES-OUTAGE-503")
+def test_res_outage_503(system: System, outage: Outage, evidence) -> None:
+    call = outage.user_call
+    assert call is not None
+    evidence(
+        kind="compare",
+        check="POST /api/users while PostgreSQL is down",
+        query=call.describe(),
+        expected=f"503 within {DEPENDENCY_TIMEOUT_S:g} s, SERVER span ERROR, "
+        "an error line with the trace_id",
+        seen=f"{call.status} after {call.ended - call.started:.1f} s",
+    )
+    assert call.status == 503, f"{call.describe()} while {DEPENDENCY} was down: expected 503"
+    service = system.names["user"]
+    spans = poll_trace_ready(system, call.trace_id)
+    servers = [s for s in spans if s.kind == "SERVER" and s.service == service]
+    assert any(s.status == "ERROR" for s in servers), (
+        f"{call.describe()}: no SERVER span of {service} with status ERROR "
+        f"(found {[f'{s.describe()}: {s.status}' for s in servers]})"
+    )
+    errors = [
+        ln for ln in request_lines(system, call) if str(ln.get("level", "")).lower() in ERROR_LEVELS
+    ]
+    assert any(ln.get("trace_id") == call.trace_id for ln in errors), (
+        f"{call.describe()}: no error-level line of {service} with trace_id {call.trace_id} "
+        f"while it was in flight:\n{describe_lines(errors)}"
+    )
+
+
+def order_expectation(system: System, call: Call) -> Expectation:
+    """An order's flow: order-service, then inventory-service over order_created."""
+    full = expectation_from_target(system.target)
+    order, inventory = system.names["order"], system.names["inventory"]
+    return replace(
+        full,
+        services=(order, inventory),
+        hops=tuple(h for h in full.hops if h.producer_service == order),
+        external_parents=frozenset({call.client_span_id}) if call.client_span_id else frozenset(),
+    )
+
+
+@pytest.mark.guarantee("RES-OUTAGE-NO-LOST-EVENT")
+def test_res_outage_no_lost_event(system: System, driver: Driver, outage: Outage, evidence) -> None:
+    accepted = outage.accepted
+    assert accepted, (
+        f"no order was accepted during the outage: {[c.describe() for c in outage.orders]}"
+    )
+
+    def reservations() -> dict[str, dict[str, int]]:
+        found = {}
+        for order_id in outage.skus:
+            call = driver.call(
+                "inventory",
+                "GET",
+                f"/api/reservations?order_id={order_id}",
+                route="/api/reservations",
+            )
+            rows = call.body if call.status == 200 and isinstance(call.body, list) else []
+            per_sku: dict[str, int] = {}
+            for row in rows:
+                per_sku[row.get("sku")] = per_sku.get(row.get("sku"), 0) + int(row.get("qty", 0))
+            found[order_id] = per_sku
+        return found
+
+    try:
+        found = poll(
+            reservations,
+            until=lambda got: got == outage.skus,
+            timeout=RESERVED_TIMEOUT_S,
+            describe=f"the reservations of the {len(accepted)} orders accepted during the outage",
+        )
+    except PollTimeout:
+        found = reservations()
+    lost = [oid for oid, skus in found.items() if not skus]
+    wrong = {oid: skus for oid, skus in found.items() if skus and skus != outage.skus[oid]}
+    settled = settle(system, [(c.trace_id or "", order_expectation(system, c)) for c in accepted])
+    broken = {
+        s.trace_id: gap_summary(findings)
+        for s in settled
+        if (findings := [f for f in analyse_flow(s.traces, s.expectation) if f.code in BREAKS])
+    }
+    evidence(
+        kind="compare",
+        check=f"orders accepted during a {outage.seconds:g} s {DEPENDENCY} outage, reserved",
+        query=f"GET /api/reservations?order_id=... for {len(accepted)} orders",
+        expected=f"{len(accepted)} reserved exactly once, each trace connected",
+        seen=f"{len(accepted) - len(lost)} reserved, {len(lost)} lost, {len(wrong)} wrong, "
+        f"{len(broken)} broken traces",
+    )
+    problems = [f"order {oid}: never reserved (its event was lost)" for oid in lost]
+    problems += [
+        f"order {oid}: reserved {skus}, expected {outage.skus[oid]}" for oid, skus in wrong.items()
+    ]
+    problems += [f"trace {tid}: {gap}" for tid, gap in broken.items()]
+    if problems:
+        pytest.fail(
+            f"{len(accepted)} orders accepted during a {outage.seconds:g} s {DEPENDENCY} outage:\n"
+            + "\n".join(problems)
+        )

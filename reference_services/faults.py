@@ -67,6 +67,11 @@ FAULTS: dict[str, Fault] = {
             "after a body > 64 KiB, later requests on the connection join that request's trace",
         ),
         Fault(
+            "delivery-cap",
+            "consumers give up after 5 deliveries: an event is dropped if its dependency is down",
+        ),
+        Fault("outage-500", "a dependency that does not answer gives 500, not 503"),
+        Fault(
             "no-input-hardening",
             "NUL, lone surrogates and out-of-range integers reach storage; bodies are unbounded",
         ),

@@ -94,7 +94,7 @@ def create_service_app(
         )
         return JSONResponse(
             {"detail": f"{error.dependency} unavailable", "dependency": error.dependency},
-            status_code=503,
+            status_code=500 if faults.enabled("outage-500") else 503,
         )
 
     validation.install(app)
