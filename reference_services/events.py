@@ -42,7 +42,7 @@ DEAD_LETTER_PREFIX = "deadletter"
 PUBLISH_TIMEOUT = 2.0
 MAX_BACKOFF_S = 5.0  # redelivery back-off while a dependency is down (0.5 s doubling to this)
 POISON_ATTEMPTS = 3  # deliveries of an event that fails for itself, then it is dead-lettered
-DELIVERY_CAP = 5  # the `delivery-cap` fault: the server drops a message after this many
+DELIVERY_CAP = 2  # the `delivery-cap` fault: the server drops a message after this many
 REQUEST_ID_HEADER = "X-Request-ID"
 
 log = logging.getLogger("reference_services.events")
@@ -157,6 +157,8 @@ class EventBus:
         while self._running:
             try:
                 if subscription is None:
+                    # create or update: a durable kept from an earlier run gets this config
+                    await self.nc.jetstream().add_consumer(STREAM, config)
                     subscription = await self.nc.jetstream().pull_subscribe(
                         subject, durable=durable, stream=STREAM, config=config
                     )

@@ -68,7 +68,7 @@ FAULTS: dict[str, Fault] = {
         ),
         Fault(
             "delivery-cap",
-            "consumers give up after 5 deliveries: an event is dropped if its dependency is down",
+            "consumers give up after 2 deliveries: an event is dropped if its dependency is down",
         ),
         Fault("outage-500", "a dependency that does not answer gives 500, not 503"),
         Fault(
