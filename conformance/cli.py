@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from stack import upstate
+from stack import orphans, upstate
 from stack.binaries import MissingBinary
 
 Subcommands = argparse._SubParsersAction  # what `add_subparsers` returns
@@ -54,6 +54,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     running, stale = upstate.entries()
     for entry in stale:
         print(f"obsconf down: removed the state of {entry.pid} (the process was gone)")
+    for item in orphans.sweep():
+        print(f"obsconf down: removed {item} (left by a stack whose owner was killed)")
     if args.pid is not None:
         chosen = [e for e in running if e.pid == args.pid]
         if not chosen:

@@ -178,19 +178,19 @@ def open_system(
         urls = start_services(target, endpoints, [*target.faults, *faults], closers, proxies)
         for role in ROLES:
             _check(f"{urls[role]}/health", f"{names[role]} ({role} service)")
+        return System(
+            target=target,
+            urls=urls,
+            names=names,
+            prometheus=PrometheusClient(prometheus_url),
+            logs=LogsClient(logs_url),
+            traces=TracesClient(traces_url),
+            nats_url=nats_url,
+            grafana_url=target.backends.grafana,
+            dependencies=proxies,
+            _closers=closers,
+        )
     except BaseException:
         while closers:
             closers.pop()()
         raise
-    return System(
-        target=target,
-        urls=urls,
-        names=names,
-        prometheus=PrometheusClient(prometheus_url),
-        logs=LogsClient(logs_url),
-        traces=TracesClient(traces_url),
-        nats_url=nats_url,
-        grafana_url=target.backends.grafana,
-        dependencies=proxies,
-        _closers=closers,
-    )

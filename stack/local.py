@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stack import binaries
+from stack import binaries, orphans
 from stack.components import ALL, Component, RunContext, endpoints_of
 from stack.endpoints import Endpoints
 from stack.ports import port_in_use_message
@@ -56,6 +56,7 @@ class LocalStack:
         else:
             self.run_dir = Path(tempfile.mkdtemp(prefix="obsconf-stack-"))
         self.run_dir.chmod(0o755)  # postgres runs as its own user when we are root
+        orphans.claim(self.run_dir)  # a later `obsconf up`/`down` cleans it if we are killed
         ctx = self._ctx = RunContext(run_dir=self.run_dir, binaries=found)
         began = time.monotonic()
         try:
