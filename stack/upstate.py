@@ -83,6 +83,7 @@ def record(info: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{pid}.json"
     scratch = path.with_suffix(".tmp")
+    scratch.touch(mode=0o600)  # it holds the database password of the services
     scratch.write_text(json.dumps(state))
     scratch.replace(path)  # readers never see half a file
     return path
