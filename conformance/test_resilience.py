@@ -102,21 +102,22 @@ def test_res_large_body_no_merge(system: System, driver: Driver, evidence) -> No
         for c in hostile_requests(secrets.token_hex(6), 1)
         if c.field and len(c.content() or b"") > 1_000_000
     }
-    problems, seen = [], []
+    problems, seen, calls = [], [], []
     for role, (path, route) in FOLLOW_UPS.items():
         case = oversized[role]
         driver.call(role, case.method, case.path, route=case.route, content=case.content())
-        call = driver.call(role, "GET", path, route=route)  # same keep-alive connection
-        service = system.names[role]
-        spans = poll_trace_ready(system, call.sent_trace_id)
-        servers = [s for s in spans if s.kind == "SERVER" and s.service == service]
+        calls.append((case, driver.call(role, "GET", path, route=route)))  # same connection
+    wanted = [(call.sent_trace_id or "", Expectation(services=())) for _, call in calls]
+    for (case, call), settled in zip(calls, settle(system, wanted, timeout=10.0), strict=True):
+        service = system.names[call.role]
+        servers = [s for s in settled.spans if s.kind == "SERVER" and s.service == service]
         seen.append(f"{call.describe()}: {[s.describe() for s in servers]}")
         if not any(s.parent_span_id == call.client_span_id for s in servers):
             problems.append(
                 f"{call.describe()} after {case.describe()}: no SERVER span of {service} with "
                 f"the client span {call.client_span_id} as parent in the trace it sent "
-                f"{call.sent_trace_id} (found {[s.describe() for s in spans]}; the answer's "
-                f"traceresponse names trace {call.trace_id})"
+                f"{call.sent_trace_id} (found {[s.describe() for s in settled.spans]}; the "
+                f"answer's traceresponse names trace {call.trace_id})"
             )
     evidence(
         kind="compare",
