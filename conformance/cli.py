@@ -100,9 +100,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     """One target: its report in --out. Several: each in --out/<target name>/, and
     --out/matrix.html with one column per target; the exit status is FAIL (1) if a run
     failed, else the first other non-zero status, else 0."""
+    from conformance.outage import OUTAGE_ENV
     from conformance.runner import run
 
     apply_images(args)
+    if args.outage_seconds is not None:
+        os.environ[OUTAGE_ENV] = str(args.outage_seconds)  # read by the RES scenarios
     targets = args.target or [None]
     if len(targets) == 1:
         return run(
@@ -238,6 +241,13 @@ def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.Argumen
         help="reuse a running stack (`obsconf up --json` output)",
     )
     p.add_argument("-k", default=None, help="select guarantees, e.g. TRC or 'LOG and not LOAD'")
+    p.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=None,
+        help="how long the RES scenarios keep a dependency down (default 8; a benchmark uses "
+        "one longer than any redelivery budget)",
+    )
     p.add_argument(
         "--run-timeout",
         type=float,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from conformance.driver import Call, Driver
 from conformance.system import System
 
+OUTAGE_ENV = "OBSCONF_OUTAGE_S"  # set by `obsconf run --outage-seconds`
 DEFAULT_OUTAGE_S = 8.0  # CI: longer than a few fixed-delay redeliveries, short enough to run
 ORDER_EVERY_S = 1.0
 DEPENDENCY = "postgres"

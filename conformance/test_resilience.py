@@ -12,7 +12,14 @@ import pytest
 from conformance.driver import Call, Driver
 from conformance.hostile import Hostile, hostile_requests, judge
 from conformance.logs import describe_lines, request_lines
-from conformance.outage import DEFAULT_OUTAGE_S, DEPENDENCY, CannotCut, Outage, run_outage
+from conformance.outage import (
+    DEFAULT_OUTAGE_S,
+    DEPENDENCY,
+    OUTAGE_ENV,
+    CannotCut,
+    Outage,
+    run_outage,
+)
 from conformance.scenarios import poll_trace_ready, settle
 from conformance.system import System
 from conformance.traces.analysis import (
@@ -23,7 +30,6 @@ from conformance.traces.analysis import (
 )
 from stack.waiting import PollTimeout, poll
 
-OUTAGE_ENV = "OBSCONF_OUTAGE_S"
 DEPENDENCY_TIMEOUT_S = 10.0  # a request during an outage must be answered within this
 RESERVED_TIMEOUT_S = 60.0  # after the outage, for every accepted order to be reserved
 ERROR_LEVELS = ("error", "err", "critical", "fatal")
