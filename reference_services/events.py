@@ -213,7 +213,7 @@ class EventBus:
             delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(delivered - 1, 8))
             if faults.enabled("delivery-cap"):
                 delay = 1.0  # the old fixed delay: the cap is reached within seconds
-            log.error(
+            log.warning(  # kept, not lost: the outage itself is the error (503s, /health)
                 "handling %s failed (delivery %d): %s; redelivery in %.1f s",
                 subject,
                 delivered,
