@@ -77,7 +77,7 @@ def _check(url: str, what: str) -> None:
 
 
 # The dependencies the harness can take away from the services it starts (RES outages).
-OUTAGE_DEPENDENCIES = ("postgres",)
+OUTAGE_DEPENDENCIES = ("postgres", "nats")
 
 
 def route_through_proxies(

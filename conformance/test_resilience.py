@@ -18,6 +18,7 @@ from conformance.outage import (
     OUTAGE_ENV,
     CannotCut,
     Outage,
+    run_nats_outage,
     run_outage,
 )
 from conformance.scenarios import poll_trace_ready, settle
@@ -139,14 +140,17 @@ def test_res_large_body_no_merge(system: System, driver: Driver, evidence) -> No
         pytest.fail("\n".join(problems))
 
 
+def _outage_seconds(config: pytest.Config) -> float:
+    given = config.getoption("--outage-seconds")
+    return given or float(os.environ.get(OUTAGE_ENV) or DEFAULT_OUTAGE_S)
+
+
 @pytest.fixture(scope="module")
 def outage(system: System, pytestconfig: pytest.Config) -> Outage:
     """One PostgreSQL outage under traffic, judged by the tests below."""
-    given = pytestconfig.getoption("--outage-seconds")
-    seconds = given or float(os.environ.get(OUTAGE_ENV) or DEFAULT_OUTAGE_S)
     driver = Driver(system.urls, timeout=DEPENDENCY_TIMEOUT_S)
     try:
-        return run_outage(system, driver, seconds)
+        return run_outage(system, driver, _outage_seconds(pytestconfig))
     except CannotCut as error:
         pytest.fail(str(error), pytrace=False)
     finally:
@@ -251,4 +255,49 @@ def test_res_outage_no_lost_event(system: System, driver: Driver, outage: Outage
         pytest.fail(
             f"{len(accepted)} orders accepted during a {outage.seconds:g} s {DEPENDENCY} outage:\n"
             + "\n".join(problems)
+        )
+
+
+@pytest.mark.guarantee("RES-NATS-OUTAGE-NO-LOST-EVENT")
+def test_res_nats_outage_no_lost_event(
+    system: System, driver: Driver, pytestconfig: pytest.Config, evidence
+) -> None:
+    try:
+        calls = run_nats_outage(system, driver, _outage_seconds(pytestconfig))
+    except CannotCut as error:
+        pytest.fail(str(error), pytrace=False)
+    accepted = {c.body["id"]: c for c in calls if c.status == 201 and isinstance(c.body, dict)}
+    assert accepted, f"no user was accepted while NATS was down: {[c.describe() for c in calls]}"
+
+    def welcome_orders() -> dict[object, int]:
+        counts = {}
+        for user_id in accepted:
+            call = driver.call(
+                "order", "GET", f"/api/orders?user_id={user_id}", route="/api/orders"
+            )
+            found = call.body if call.status == 200 and isinstance(call.body, list) else []
+            counts[user_id] = sum(1 for o in found if o.get("kind") == "welcome")
+        return counts
+
+    try:
+        counts = poll(
+            welcome_orders,
+            until=lambda got: all(n == 1 for n in got.values()),
+            timeout=RESERVED_TIMEOUT_S,
+            describe=f"a welcome order for each of the {len(accepted)} users created without NATS",
+        )
+    except PollTimeout:
+        counts = welcome_orders()
+    wrong = {uid: n for uid, n in counts.items() if n != 1}
+    evidence(
+        kind="compare",
+        check="welcome orders of the users created while NATS was down",
+        query=f"GET /api/orders?user_id=... for {len(accepted)} users",
+        expected=f"{len(accepted)} users with exactly one welcome order each",
+        seen=f"{len(accepted) - len(wrong)} with one, {len(wrong)} without exactly one",
+    )
+    if wrong:
+        pytest.fail(
+            f"{len(accepted)} users created while NATS was down; welcome orders per user "
+            f"(expected 1 each): " + ", ".join(f"user {uid}: {n}" for uid, n in wrong.items())
         )

@@ -70,6 +70,7 @@ FAULTS: dict[str, Fault] = {
             "delivery-cap",
             "consumers give up after 2 deliveries: an event is dropped if its dependency is down",
         ),
+        Fault("no-outbox-relay", "an event whose publish failed (NATS down) is never sent later"),
         Fault("outage-500", "a dependency that does not answer gives 500, not 503"),
         Fault(
             "no-input-hardening",
