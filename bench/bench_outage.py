@@ -17,14 +17,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stack.local import LocalStack
+from obsconf.stack.local import LocalStack
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run_variant(endpoints: Path, target: Path, seconds: float, fault: str | None) -> dict:
     out = Path(tempfile.mkdtemp(prefix="obsconf-bench-outage-"))
-    command = [sys.executable, "-m", "reference_services.cli", "run", f"--target={target}"]
+    command = [sys.executable, "-m", "obsconf.reference_services.cli", "run", f"--target={target}"]
     command += [f"--out={out}", f"--stack-endpoints={endpoints}", "-k", "RES-OUTAGE"]
     command += [f"--outage-seconds={seconds}"] + ([f"--fault={fault}"] if fault else [])
     subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)

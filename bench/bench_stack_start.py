@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-from stack.backends import make_stack
+from obsconf.stack.backends import make_stack
 
 
 def main() -> None:

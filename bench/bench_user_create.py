@@ -22,9 +22,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reference_services.launcher import ReferenceServices
-from stack.endpoints import Endpoints
-from stack.local import LocalStack
+from obsconf.reference_services.launcher import ReferenceServices
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.local import LocalStack
 
 USER = "user-service"
 

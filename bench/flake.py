@@ -26,8 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from reference_services.negative_controls import run_suite  # noqa: E402
-from stack.local import LocalStack  # noqa: E402
+from obsconf.reference_services.negative_controls import run_suite  # noqa: E402
+from obsconf.stack.local import LocalStack  # noqa: E402
 
 
 def summarise(times: list[float]) -> dict[str, float]:

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
-from conformance.scenarios import Flow
-from conformance.traces.analysis import CODES, Finding, analyse_flow, gap_summary
-from conformance.traces.model import Span
-from conformance.traces.render import render_tree
+from obsconf.conformance.scenarios import Flow
+from obsconf.conformance.traces.analysis import CODES, Finding, analyse_flow, gap_summary
+from obsconf.conformance.traces.model import Span
+from obsconf.conformance.traces.render import render_tree
 
 Evidence = Callable[..., None]
 

@@ -2,7 +2,7 @@
 
 They know no implementation. The `obsconf` program is this parser extended by the reference
 services' own commands (`up`, `faults`, `reproduce`, fault-name checks on `run --fault`),
-which live with those services and build on `build_parser`; `python -m conformance.cli` is the
+which live with those services and build on `build_parser`; `python -m obsconf.conformance.cli` is the
 suite's commands alone.
 """
 
@@ -18,21 +18,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from stack import orphans, upstate
-from stack.binaries import MissingBinary
+from obsconf.stack import orphans, upstate
+from obsconf.stack.binaries import MissingBinary
 
 Subcommands = argparse._SubParsersAction  # what `add_subparsers` returns
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from stack.install import main as install_main
+    from obsconf.stack.install import main as install_main
 
     containers = ["--containers"] if args.containers else []
     return install_main([f"--only={name}" for name in args.only] + containers)
 
 
 def cmd_doctor(_args: argparse.Namespace) -> int:
-    from stack.doctor import doctor
+    from obsconf.stack.doctor import doctor
 
     return doctor()
 
@@ -44,10 +44,10 @@ def cmd_down(args: argparse.Namespace) -> int:
     """Stop running `obsconf up` processes (SIGTERM; each cleans up after itself): the only one,
     the one named by PID, or --all. With several running and neither given, refuse and list
     them. Also removes stale state files and containers left by a killed container stack."""
-    from stack.docker_engine import engine_answers
+    from obsconf.stack.docker_engine import engine_answers
 
     if engine_answers():
-        from stack.containers import sweep
+        from obsconf.stack.containers import sweep
 
         for name in sweep():
             print(f"obsconf down: removed {name} (its owner process was gone)")
@@ -100,8 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """One target: its report in --out. Several: each in --out/<target name>/, and
     --out/matrix.html with one column per target; the exit status is FAIL (1) if a run
     failed, else the first other non-zero status, else 0."""
-    from conformance.outage import OUTAGE_ENV
-    from conformance.runner import run
+    from obsconf.conformance.outage import OUTAGE_ENV
+    from obsconf.conformance.runner import run
 
     apply_images(args)
     if args.outage_seconds is not None:
@@ -117,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.stack,
             run_timeout=args.run_timeout,
         )
-    from reports.matrix import write_matrix
+    from obsconf.reports.matrix import write_matrix
 
     outs = target_dirs(args.out, targets)
     statuses = [
@@ -143,8 +143,8 @@ def target_dirs(out: Path, targets: list[Path]) -> list[Path]:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from conformance.target import TargetError, load_target
-    from conformance.trace_command import explain_trace
+    from obsconf.conformance.target import TargetError, load_target
+    from obsconf.conformance.trace_command import explain_trace
 
     traces_url = args.traces
     if traces_url is None:
@@ -167,8 +167,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def stack_options(p: argparse.ArgumentParser, default_help: str) -> None:
-    from stack.backends import STACK_KINDS
-    from stack.images import IMAGE_SETS
+    from obsconf.stack.backends import STACK_KINDS
+    from obsconf.stack.images import IMAGE_SETS
 
     p.add_argument("--stack", choices=STACK_KINDS, default=None, help=default_help)
     p.add_argument(
@@ -180,15 +180,15 @@ def stack_options(p: argparse.ArgumentParser, default_help: str) -> None:
 
 
 def apply_images(args: argparse.Namespace) -> None:
-    from stack.images import SET_ENV
+    from obsconf.stack.images import SET_ENV
 
     if getattr(args, "images", None):
         os.environ[SET_ENV] = args.images  # children (the suite, services) see it too
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    from stack.docker_engine import NoDockerEngine
-    from stack.images.build import ImageBuildError, main
+    from obsconf.stack.docker_engine import NoDockerEngine
+    from obsconf.stack.images.build import ImageBuildError, main
 
     try:
         return main(args.components)

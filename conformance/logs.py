@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 
-from conformance.clients.logs import LogLine
-from conformance.driver import Call
-from conformance.system import System
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.clients.logs import LogLine
+from obsconf.conformance.driver import Call
+from obsconf.conformance.system import System
+from obsconf.stack.waiting import PollTimeout, poll
 
 REQUIRED_KEYS = ("ts", "level", "msg", "service")
 SLACK_S = 0.05  # clock slack between the service's `ts` and the suite's call timestamps

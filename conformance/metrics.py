@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from conformance.clients.prometheus import PrometheusClient
-from conformance.target import Target
-from stack.waiting import poll
+from obsconf.conformance.clients.prometheus import PrometheusClient
+from obsconf.conformance.target import Target
+from obsconf.stack.waiting import poll
 
 Key = tuple[str, ...]
 

@@ -1,5 +1,5 @@
 """Outages under traffic, driven through the proxies the harness put between the services it
-started and their dependencies (`System.dependencies`, `stack.proxy`).
+started and their dependencies (`System.dependencies`, `obsconf.stack.proxy`).
 
 PostgreSQL: while it is cut the suite creates a user (user-service needs PostgreSQL: the answer
 must be a 503, quickly) and places orders every second (order-service needs only MongoDB: they
@@ -17,9 +17,9 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from conformance.driver import Call, Driver
-from conformance.system import System
-from stack.proxy import TcpProxy
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.system import System
+from obsconf.stack.proxy import TcpProxy
 
 OUTAGE_ENV = "OBSCONF_OUTAGE_S"  # set by `obsconf run --outage-seconds`
 DEFAULT_OUTAGE_S = 8.0  # CI: longer than a few fixed-delay redeliveries, short enough to run

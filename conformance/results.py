@@ -1,6 +1,6 @@
 """The results of a conformance run: one typed model, and the one verdict it gives.
 
-`results.json` is `RunResults.to_dict()`; the HTML report, the JUnit XML, `reports.compare`
+`results.json` is `RunResults.to_dict()`; the HTML report, the JUnit XML, `obsconf.reports.compare`
 and `obsconf reproduce` read a run through this model (`load_results`, `RunResults.from_dict`),
 never as raw dicts. The verdict — PASS, FAIL or INCOMPLETE — and the
 exit status of a run come from `verdict()` alone:
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.catalog import Guarantee
-from conformance.deviations import NOT_APPLICABLE, Deviation
+from obsconf.conformance.catalog import Guarantee
+from obsconf.conformance.deviations import NOT_APPLICABLE, Deviation
 
 SCHEMA_VERSION = 2
 PASSED, FAILED, SKIPPED, XFAILED, XPASSED = "passed", "failed", "skipped", "xfailed", "xpassed"

@@ -2,7 +2,7 @@
 
 The target file is validated before anything starts; the suite then runs in-process with
 pytest and leaves `report.html`, `results.json` and `junit.xml` in the output directory.
-Exit status: the run's verdict (`conformance.results.verdict`): 0 PASS, 1 FAIL, 6 INCOMPLETE;
+Exit status: the run's verdict (`obsconf.conformance.results.verdict`): 0 PASS, 1 FAIL, 6 INCOMPLETE;
 2 when the target file is rejected before anything starts. Fault names are the implementation's
 business: they reach its start commands as `{faults}` (the reference services' `obsconf run`
 checks theirs before calling `run`).
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance.target import TargetError, load_target
+from obsconf.conformance.target import TargetError, load_target
 
 SUITE_DIR = Path(__file__).resolve().parent
 DEFAULT_TARGET = SUITE_DIR.parent / "targets" / "reference.yaml"
-PLUGINS = ("fixtures.stack", "fixtures.conformance")
+PLUGINS = ("obsconf.fixtures.stack", "obsconf.fixtures.conformance")
 
 
 def suite_args(

@@ -16,14 +16,14 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 
-from conformance.clients.traces import TraceNotFound
-from conformance.driver import Call, Driver
-from conformance.nats_tap import NatsTap, TappedMessage
-from conformance.system import System
-from conformance.traces.analysis import Expectation, analyse_flow, expectation_from_target
-from conformance.traces.flow import flow_spans, follow_links, missing_structure, signature
-from conformance.traces.model import Span
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.nats_tap import NatsTap, TappedMessage
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.analysis import Expectation, analyse_flow, expectation_from_target
+from obsconf.conformance.traces.flow import flow_spans, follow_links, missing_structure, signature
+from obsconf.conformance.traces.model import Span
+from obsconf.stack.waiting import PollTimeout, poll
 
 FLOW_TIMEOUT = 10.0
 WINDOW_SLACK_S = 0.05  # suite and services share a clock; this covers rounding only

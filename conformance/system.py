@@ -15,18 +15,18 @@ from pathlib import Path
 
 import httpx
 
-from conformance.clients.logs import LogsClient
-from conformance.clients.prometheus import PrometheusClient
-from conformance.clients.traces import TracesClient
-from conformance.target import ROLES, Target
-from stack.backends import STARTED_KINDS, make_stack, stack_kind
-from stack.binaries import MissingBinary
-from stack.docker_engine import NoDockerEngine
-from stack.endpoints import Endpoints
-from stack.images import ImagesMissing
-from stack.local import ComponentFailed
-from stack.proxy import TcpProxy, proxied_url, proxy_for
-from stack.services import ServiceFailed, ServiceProcesses, run_values
+from obsconf.conformance.clients.logs import LogsClient
+from obsconf.conformance.clients.prometheus import PrometheusClient
+from obsconf.conformance.clients.traces import TracesClient
+from obsconf.conformance.target import ROLES, Target
+from obsconf.stack.backends import STARTED_KINDS, make_stack, stack_kind
+from obsconf.stack.binaries import MissingBinary
+from obsconf.stack.docker_engine import NoDockerEngine
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.images import ImagesMissing
+from obsconf.stack.local import ComponentFailed
+from obsconf.stack.proxy import TcpProxy, proxied_url, proxy_for
+from obsconf.stack.services import ServiceFailed, ServiceProcesses, run_values
 
 
 class Unreachable(RuntimeError):

@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from conformance.catalog import catalog
-from conformance.deviations import Deviation, parse_deviations
-from stack.binaries import versions
-from stack.services import (
+from obsconf.conformance.catalog import catalog
+from obsconf.conformance.deviations import Deviation, parse_deviations
+from obsconf.stack.binaries import versions
+from obsconf.stack.services import (
     PREDEFINED,
     READY_TIMEOUT,
     StartCommand,

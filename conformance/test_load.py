@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance.checks import check_equal
-from conformance.driver import Call, Driver
-from conformance.metrics import (
+from obsconf.conformance.checks import check_equal
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.metrics import (
     await_scrape_after,
     delta,
     expected_requests,
@@ -19,10 +19,10 @@ from conformance.metrics import (
     selector,
     snapshot,
 )
-from conformance.scenarios import Settled, create_user, get_user, settle_calls
-from conformance.system import System
-from conformance.test_logs import check_no_log_loss
-from conformance.traces.analysis import (
+from obsconf.conformance.scenarios import Settled, create_user, get_user, settle_calls
+from obsconf.conformance.system import System
+from obsconf.conformance.test_logs import check_no_log_loss
+from obsconf.conformance.traces.analysis import (
     Expectation,
     analyse_flow,
     expectation_from_target,

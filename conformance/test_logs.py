@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.checks import check_equal
-from conformance.clients.traces import TraceNotFound
-from conformance.logs import REQUIRED_KEYS, describe_lines, lines_between, request_lines
-from conformance.metrics import await_scrape_after
-from conformance.scenarios import Flow
-from conformance.system import System
-from conformance.traces.analysis import Hop, is_consume, is_publish, subject_of
-from conformance.traces.model import Span
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.checks import check_equal
+from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.logs import REQUIRED_KEYS, describe_lines, lines_between, request_lines
+from obsconf.conformance.metrics import await_scrape_after
+from obsconf.conformance.scenarios import Flow
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.analysis import Hop, is_consume, is_publish, subject_of
+from obsconf.conformance.traces.model import Span
+from obsconf.stack.waiting import PollTimeout, poll
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conformance.checks import check_equal
-from conformance.driver import Driver
-from conformance.metrics import (
+from obsconf.conformance.checks import check_equal
+from obsconf.conformance.driver import Driver
+from obsconf.conformance.metrics import (
     Key,
     await_scrape_after,
     client_latencies,
@@ -27,9 +27,9 @@ from conformance.metrics import (
     selector,
     snapshot,
 )
-from conformance.scenarios import create_user, get_user, receive_stock, stock_levels, unique_email
-from conformance.system import System
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.scenarios import create_user, get_user, receive_stock, stock_levels, unique_email
+from obsconf.conformance.system import System
+from obsconf.stack.waiting import PollTimeout, poll
 
 BY = ("method", "route", "status")
 UNKNOWN_IDS = (999_000_001, 999_000_002, 999_000_003)

@@ -6,18 +6,18 @@ from collections.abc import Callable
 
 import pytest
 
-from conformance.checks import check_equal
-from conformance.driver import Driver
-from conformance.scenarios import (
+from obsconf.conformance.checks import check_equal
+from obsconf.conformance.driver import Driver
+from obsconf.conformance.scenarios import (
     TRACESTATE,
     Flow,
     get_user,
     poll_trace_ready,
     server_traces_between,
 )
-from conformance.system import System
-from conformance.w3c import traceparent_problem
-from stack.waiting import PollTimeout, poll
+from obsconf.conformance.system import System
+from obsconf.conformance.w3c import traceparent_problem
+from obsconf.stack.waiting import PollTimeout, poll
 
 MALFORMED = "00-this-is-not-a-traceparent-01"
 REQUEST_ID_HEADER = "X-Request-ID"

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 
-from conformance.driver import Call, Driver
-from conformance.hostile import Hostile, hostile_requests, judge
-from conformance.logs import describe_lines, request_lines
-from conformance.outage import (
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.hostile import Hostile, hostile_requests, judge
+from obsconf.conformance.logs import describe_lines, request_lines
+from obsconf.conformance.outage import (
     DEFAULT_OUTAGE_S,
     DEPENDENCY,
     OUTAGE_ENV,
@@ -21,15 +21,15 @@ from conformance.outage import (
     run_nats_outage,
     run_outage,
 )
-from conformance.scenarios import poll_trace_ready, settle
-from conformance.system import System
-from conformance.traces.analysis import (
+from obsconf.conformance.scenarios import poll_trace_ready, settle
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.analysis import (
     Expectation,
     analyse_flow,
     expectation_from_target,
     gap_summary,
 )
-from stack.waiting import PollTimeout, poll
+from obsconf.stack.waiting import PollTimeout, poll
 
 DEPENDENCY_TIMEOUT_S = 10.0  # a request during an outage must be answered within this
 RESERVED_TIMEOUT_S = 60.0  # after the outage, for every accepted order to be reserved

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.driver import Call, Driver
-from conformance.scenarios import get_user, poll_trace_ready
-from conformance.system import System
-from conformance.traces.model import Span
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.scenarios import get_user, poll_trace_ready
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.model import Span
 
 UNKNOWN_ID = 999_000_404
 

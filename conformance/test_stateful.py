@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from conformance.driver import Driver
-from conformance.metrics import (
+from obsconf.conformance.driver import Driver
+from obsconf.conformance.metrics import (
     Key,
     await_scrape_after,
     delta,
@@ -22,9 +22,9 @@ from conformance.metrics import (
     selector,
     snapshot,
 )
-from conformance.scenarios import settle_calls
-from conformance.system import System
-from conformance.traces.analysis import analyse_flow
+from obsconf.conformance.scenarios import settle_calls
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.analysis import analyse_flow
 
 NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
     str.strip

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.checks import check_findings, flow_spans
-from conformance.scenarios import Flow, poll_trace_ready
-from conformance.system import System
-from conformance.traces.analysis import analyse_flow, counted_roots, is_consume, is_publish
+from obsconf.conformance.checks import check_findings, flow_spans
+from obsconf.conformance.scenarios import Flow, poll_trace_ready
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.analysis import analyse_flow, counted_roots, is_consume, is_publish
 
 
 @pytest.mark.guarantee("TRC-ONE-TRACE-PER-FLOW")

@@ -21,17 +21,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conformance.driver import Call, Driver, trace_of
-from conformance.nats_tap import NatsTap, TappedMessage
-from conformance.scenarios import (
+from obsconf.conformance.driver import Call, Driver, trace_of
+from obsconf.conformance.nats_tap import NatsTap, TappedMessage
+from obsconf.conformance.scenarios import (
     create_user,
     fetch_trace,
     poll_trace_ready,
     server_traces_between,
 )
-from conformance.system import System
-from conformance.traces.model import Span
-from conformance.w3c import (
+from obsconf.conformance.system import System
+from obsconf.conformance.traces.model import Span
+from obsconf.conformance.w3c import (
     CONTINUE,
     DISCARD,
     KEEP,
@@ -50,7 +50,7 @@ from conformance.w3c import (
     list_problem,
     members,
 )
-from stack.waiting import PollTimeout, poll
+from obsconf.stack.waiting import PollTimeout, poll
 
 PATH = "/api/users"
 MESSAGE_TIMEOUT = 10.0

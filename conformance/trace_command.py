@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from conformance.clients.errors import BackendError
-from conformance.clients.traces import TraceNotFound, TracesClient
-from conformance.target import Target
-from conformance.traces.analysis import analyse, expectation_from_target, gap_summary
-from conformance.traces.render import render_tree
+from obsconf.conformance.clients.errors import BackendError
+from obsconf.conformance.clients.traces import TraceNotFound, TracesClient
+from obsconf.conformance.target import Target
+from obsconf.conformance.traces.analysis import analyse, expectation_from_target, gap_summary
+from obsconf.conformance.traces.render import render_tree
 
 
 def explain_trace(trace_id: str, traces_url: str, target: Target | None) -> tuple[int, str]:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from conformance.driver import new_span_id, new_trace_id
+from obsconf.conformance.driver import new_span_id, new_trace_id
 
 CONTINUE, RESTART = "continue", "restart"
 KEEP, DISCARD, VALID_ONLY = "pass on", "discard", "drop invalid members"

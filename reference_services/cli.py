@@ -1,4 +1,4 @@
-"""The `obsconf` program: the suite's commands (`conformance.cli`) and those about the
+"""The `obsconf` program: the suite's commands (`obsconf.conformance.cli`) and those about the
 reference services, which the suite itself does not know:
 
 - `obsconf up`: the stack and the reference services (with fault modes), until stopped;
@@ -6,7 +6,7 @@ reference services, which the suite itself does not know:
 - `obsconf reproduce FAULT`: start everything with one fault, run only what it breaks;
 - `obsconf run --fault F`: fault names are checked against `faults.FAULTS` before anything
   starts when the target starts the reference services (exit 2); then the suite runs as
-  `conformance.cli` runs it, the names reaching the start commands as `{faults}`.
+  `obsconf.conformance.cli` runs it, the names reaching the start commands as `{faults}`.
 """
 
 from __future__ import annotations
@@ -20,24 +20,24 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from conformance import cli as suite_cli
-from conformance.results import FAILED, ResultsError, load_results
-from conformance.runner import DEFAULT_TARGET
-from conformance.target import TargetError, load_target
-from stack import orphans, upstate
-from stack.binaries import MissingBinary
-from stack.services import PREDEFINED
+from obsconf.conformance import cli as suite_cli
+from obsconf.conformance.results import FAILED, ResultsError, load_results
+from obsconf.conformance.runner import DEFAULT_TARGET
+from obsconf.conformance.target import TargetError, load_target
+from obsconf.stack import orphans, upstate
+from obsconf.stack.binaries import MissingBinary
+from obsconf.stack.services import PREDEFINED
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the stack (and the reference services), print endpoints, run until signalled."""
-    from reference_services.faults import UnknownFault
-    from reference_services.launcher import ReferenceServices, ServiceFailed
-    from stack.backends import make_stack, stack_kind
-    from stack.docker_engine import NoDockerEngine
-    from stack.images import ImagesMissing
-    from stack.local import ComponentFailed
-    from stack.signals import Terminated, install_termination_handlers
+    from obsconf.reference_services.faults import UnknownFault
+    from obsconf.reference_services.launcher import ReferenceServices, ServiceFailed
+    from obsconf.stack.backends import make_stack, stack_kind
+    from obsconf.stack.docker_engine import NoDockerEngine
+    from obsconf.stack.images import ImagesMissing
+    from obsconf.stack.local import ComponentFailed
+    from obsconf.stack.signals import Terminated, install_termination_handlers
 
     install_termination_handlers()
     suite_cli.apply_images(args)
@@ -94,8 +94,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_faults(_args: argparse.Namespace) -> int:
     """Every fault mode of the reference services and the guarantees it breaks."""
-    from reference_services.faults import FAULTS
-    from reference_services.negative_controls import broken_by
+    from obsconf.reference_services.faults import FAULTS
+    from obsconf.reference_services.negative_controls import broken_by
 
     for name, fault in sorted(FAULTS.items()):
         ids = ", ".join(g.id for g in broken_by(name)) or "(none: not a negative control yet)"
@@ -107,7 +107,7 @@ def fault_error(target: Path | None, faults: Sequence[str]) -> str | None:
     """Why `faults` cannot be run against `target` (None if they can): a name that is no fault
     mode, when the target starts the reference services. Other targets' fault names are theirs
     to check; a target that cannot be read is left to the run to report."""
-    from reference_services.faults import UnknownFault, parse_faults
+    from obsconf.reference_services.faults import UnknownFault, parse_faults
 
     if not faults:
         return None
@@ -125,7 +125,7 @@ def fault_error(target: Path | None, faults: Sequence[str]) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """`conformance.cli`'s run, after checking fault names against every target."""
+    """`obsconf.conformance.cli`'s run, after checking fault names against every target."""
     for target in args.target or [None]:
         error = fault_error(target, args.fault)
         if error:
@@ -138,9 +138,9 @@ def reproduce(
     fault: str, out: Path, stack_endpoints: Path | None = None, stack: str | None = None
 ) -> int:
     """Start everything with `fault`, run only the guarantees it breaks, show what broke."""
-    from conformance.runner import run
-    from reference_services.faults import FAULTS
-    from reference_services.negative_controls import broken_by
+    from obsconf.conformance.runner import run
+    from obsconf.reference_services.faults import FAULTS
+    from obsconf.reference_services.negative_controls import broken_by
 
     guarantees = broken_by(fault)
     if not guarantees:

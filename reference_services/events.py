@@ -24,11 +24,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 from opentelemetry.trace import Status, StatusCode
 
-from reference_services import faults
-from reference_services.errors import DependencyDown
-from reference_services.telemetry.json_logs import request_id_var
-from reference_services.telemetry.messaging import consume_span, publish_span
-from reference_services.telemetry.metrics import (
+from obsconf.reference_services import faults
+from obsconf.reference_services.errors import DependencyDown
+from obsconf.reference_services.telemetry.json_logs import request_id_var
+from obsconf.reference_services.telemetry.messaging import consume_span, publish_span
+from obsconf.reference_services.telemetry.metrics import (
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
     EVENTS_PUBLISHED,
@@ -45,7 +45,7 @@ POISON_ATTEMPTS = 3  # deliveries of an event that fails for itself, then it is 
 DELIVERY_CAP = 2  # the `delivery-cap` fault: the server drops a message after this many
 REQUEST_ID_HEADER = "X-Request-ID"
 
-log = logging.getLogger("reference_services.events")
+log = logging.getLogger("obsconf.reference_services.events")
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 

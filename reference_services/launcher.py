@@ -4,8 +4,8 @@
         httpx.post(services.urls["user-service"] + "/api/users", json=...)
 
 The reference services are started as any implementation is: through their predefined start
-command (`stack.services.PREDEFINED["reference"]`, what a target's `services.start: reference`
-names) and `stack.services.ServiceProcesses`, which logs each to
+command (`obsconf.stack.services.PREDEFINED["reference"]`, what a target's `services.start: reference`
+names) and `obsconf.stack.services.ServiceProcesses`, which logs each to
 `<endpoints.log_dir>/<service>.log`, registers its scrape target and waits for `/health`.
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reference_services.faults import parse_faults
-from stack.endpoints import Endpoints
-from stack.services import PREDEFINED, ServiceFailed, ServiceProcesses, run_values
+from obsconf.reference_services.faults import parse_faults
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.services import PREDEFINED, ServiceFailed, ServiceProcesses, run_values
 
 ROLES = {"user-service": "user", "order-service": "order", "inventory-service": "inventory"}
 SERVICE_NAMES = tuple(ROLES)

@@ -3,7 +3,7 @@ matrix that proves the suite catches each fault, and only what it breaks.
 
 The table is `negative_controls.yaml` (fault -> the guarantee ids it breaks); `table()` reads
 and checks it against the fault modes (`faults.FAULTS`) and the guarantee catalog
-(`conformance.catalog`), which itself names no implementation.
+(`obsconf.conformance.catalog`), which itself names no implementation.
 
 For a fault F the claim is: every guarantee listed under F fails, and every guarantee of a
 family with no guarantee listed under F passes (a fault breaks what it names and nothing
@@ -31,9 +31,9 @@ from typing import Any
 
 import yaml
 
-import conformance
-from conformance.catalog import FAMILIES, Guarantee, catalog
-from reference_services.faults import FAULTS
+import obsconf.conformance
+from obsconf.conformance.catalog import FAMILIES, Guarantee, catalog
+from obsconf.reference_services.faults import FAULTS
 
 TABLE_FILE = Path(__file__).with_name("negative_controls.yaml")
 SUITE_DIR = Path(conformance.__file__).resolve().parent

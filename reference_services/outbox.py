@@ -15,10 +15,10 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from reference_services import faults
-from reference_services.events import EventBus, PublishFailed
+from obsconf.reference_services import faults
+from obsconf.reference_services.events import EventBus, PublishFailed
 
-log = logging.getLogger("reference_services.outbox")
+log = logging.getLogger("obsconf.reference_services.outbox")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from reference_services.telemetry.tracing import instrument_engine
+from obsconf.reference_services.telemetry.tracing import instrument_engine
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -19,18 +19,18 @@ from opentelemetry.trace import Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reference_services import faults, validation
-from reference_services.config import Settings
-from reference_services.errors import DependencyDown
-from reference_services.telemetry.http_middleware import HttpMetricsMiddleware, RequestIdMiddleware
-from reference_services.telemetry.json_logs import setup_logging
-from reference_services.telemetry.messaging import set_consumer_relation
-from reference_services.telemetry.metrics import exposition
-from reference_services.telemetry.tracing import instrument_app, setup_tracing, shutdown_tracing
+from obsconf.reference_services import faults, validation
+from obsconf.reference_services.config import Settings
+from obsconf.reference_services.errors import DependencyDown
+from obsconf.reference_services.telemetry.http_middleware import HttpMetricsMiddleware, RequestIdMiddleware
+from obsconf.reference_services.telemetry.json_logs import setup_logging
+from obsconf.reference_services.telemetry.messaging import set_consumer_relation
+from obsconf.reference_services.telemetry.metrics import exposition
+from obsconf.reference_services.telemetry.tracing import instrument_app, setup_tracing, shutdown_tracing
 
 HEALTH_CHECK_TIMEOUT = 1.5
 
-log = logging.getLogger("reference_services.service")
+log = logging.getLogger("obsconf.reference_services.service")
 
 HealthCheck = Callable[[], Awaitable[object]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

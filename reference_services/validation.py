@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, StringConstraints
 
-from reference_services import faults
+from obsconf.reference_services import faults
 
 INT4_MAX = 2**31 - 1  # PostgreSQL integer
 INT8_MAX = 2**63 - 1  # PostgreSQL bigint, MongoDB int64

@@ -1,6 +1,6 @@
 """Compare two conformance runs (their `results.json`): what newly failed, what was fixed.
 
-python -m reports.compare OLD.json NEW.json
+python -m obsconf.reports.compare OLD.json NEW.json
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from conformance.results import PASSED, ResultsError, RunResults, load_results
+from obsconf.conformance.results import PASSED, ResultsError, RunResults, load_results
 
 KEYS = ("newly_failed", "fixed", "still_failing", "new_guarantees", "removed")
 
@@ -72,15 +72,15 @@ def render_comparison(diff: Mapping[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m reports.compare OLD NEW`: print the diff; exit 1 if something newly failed."""
+    """`python -m obsconf.reports.compare OLD NEW`: print the diff; exit 1 if something newly failed."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m reports.compare OLD.json NEW.json", file=sys.stderr)
+        print("usage: python -m obsconf.reports.compare OLD.json NEW.json", file=sys.stderr)
         return 2
     try:
         old, new = (load_results(a) for a in args)
     except ResultsError as error:
-        print(f"reports.compare: {error}", file=sys.stderr)
+        print(f"obsconf.reports.compare: {error}", file=sys.stderr)
         return 2
     diff = compare_results(old, new)
     print(render_comparison(diff))

@@ -2,7 +2,7 @@
 
 `render_report(results)` takes the `RunResults` of a run (`conformance/results.py`: target,
 faults, duration, the folded guarantees and the target's declared deviations) and returns the
-page: the run's verdict (`conformance.results.verdict`, the one that also sets the exit
+page: the run's verdict (`obsconf.conformance.results.verdict`, the one that also sets the exit
 status) and a family × level summary, the declared deviations, then one row per guarantee,
 failures first and expanded, each with its evidence — the query run, expected versus seen,
 and for trace evidence a waterfall of the flow's spans with the gap drawn in red and explained
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from conformance.results import (
+from obsconf.conformance.results import (
     FAILED,
     OUTCOMES,
     PASSED,
@@ -31,7 +31,7 @@ from conformance.results import (
     GuaranteeResult,
     RunResults,
 )
-from conformance.traces.render import COLLAPSE_OVER
+from obsconf.conformance.traces.render import COLLAPSE_OVER
 
 FAMILIES = {
     "MET": "Metrics",
@@ -172,7 +172,7 @@ def _visible_children(
 ) -> list[Mapping[str, Any] | Row]:
     """Siblings to draw: a same service+name group of more than COLLAPSE_OVER spans shows its
     first span and one `… N more` row spanning the rest (flagged spans always shown), as the
-    text tree in `conformance.traces.render` does."""
+    text tree in `obsconf.conformance.traces.render` does."""
     sizes = Counter((s.get("service"), s.get("name")) for s in siblings)
     groups: dict[tuple[Any, Any], Row] = {}
     items: list[Mapping[str, Any] | Row] = []

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from conformance.results import FAILED, SKIPPED, XFAILED, XPASSED, GuaranteeResult, RunResults
-from reports.html import gap_sentence, ordered_families
+from obsconf.conformance.results import FAILED, SKIPPED, XFAILED, XPASSED, GuaranteeResult, RunResults
+from obsconf.reports.html import gap_sentence, ordered_families
 
 MAX_TEXT = 8000
 

@@ -1,12 +1,12 @@
 """Several implementations side by side: one self-contained HTML page from several runs.
 
-    python -m reports.matrix OUT.html A/results.json B/results.json ...
+    python -m obsconf.reports.matrix OUT.html A/results.json B/results.json ...
 
 Columns are the runs (one per implementation or target, labelled by the target's name, with
 its fault modes if any), rows the guarantees, grouped by family in catalog (results) order.
 Each cell is the guarantee's outcome in that run (PASS, FAIL, SKIP, XFAIL, XPASS, or "not
 run"), with the target's declared deviation beneath it and the message as its tooltip; the
-head of each column is that run's verdict (`conformance.results.verdict`, the one its exit
+head of each column is that run's verdict (`obsconf.conformance.results.verdict`, the one its exit
 status came from) and links to the run's own report.html when there is one beside its
 results.json. Rows whose outcomes differ between the columns are marked. Every run is read
 through the typed results model (`load_results`).
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.deviations import Deviation
-from conformance.results import (
+from obsconf.conformance.deviations import Deviation
+from obsconf.conformance.results import (
     FAILED,
     PASSED,
     SKIPPED,
@@ -33,7 +33,7 @@ from conformance.results import (
     RunResults,
     load_results,
 )
-from reports.html import BADGES, FAMILIES, esc, truncate
+from obsconf.reports.html import BADGES, FAMILIES, esc, truncate
 
 NOT_RUN = "not run"
 MAX_TOOLTIP_CHARS = 600
@@ -260,19 +260,19 @@ def write_matrix(path: Path, results_paths: Sequence[Path]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m reports.matrix OUT.html RESULTS.json...`: write the page; exit 2 on a usage
+    """`python -m obsconf.reports.matrix OUT.html RESULTS.json...`: write the page; exit 2 on a usage
     error or an unreadable results file, else 0."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 2 or not args[0].endswith((".html", ".htm")):
         print(
-            "usage: python -m reports.matrix OUT.html RESULTS.json [RESULTS.json ...]",
+            "usage: python -m obsconf.reports.matrix OUT.html RESULTS.json [RESULTS.json ...]",
             file=sys.stderr,
         )
         return 2
     try:
         page = write_matrix(Path(args[0]), [Path(a) for a in args[1:]])
     except ResultsError as error:
-        print(f"reports.matrix: {error}", file=sys.stderr)
+        print(f"obsconf.reports.matrix: {error}", file=sys.stderr)
         return 2
     print(f"written: {page}")
     return 0

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from typing import Protocol
 
-from stack.endpoints import Endpoints
+from obsconf.stack.endpoints import Endpoints
 
 STACK_KINDS = ("auto", "local", "containers", "external")
 STARTED_KINDS = ("auto", "local", "containers")
@@ -39,7 +39,7 @@ def stack_kind(given: str | None, default: str = "local") -> str:
 
 def resolve_auto(images: str | None = None, overrides: Mapping[str, str] | None = None) -> str:
     """`auto`: containers when an engine answers and every image is present, else local."""
-    from stack.docker_engine import NoDockerEngine, docker_client
+    from obsconf.stack.docker_engine import NoDockerEngine, docker_client
 
     try:
         client = docker_client(timeout=2.0)
@@ -47,8 +47,8 @@ def resolve_auto(images: str | None = None, overrides: Mapping[str, str] | None 
         _say(f"--stack auto: local ({error})")
         return "local"
     try:
-        from stack.containers import stack_images
-        from stack.images import image_present
+        from obsconf.stack.containers import stack_images
+        from obsconf.stack.images import image_present
 
         refs = stack_images(images, overrides).values()
         absent = [ref for ref in refs if not image_present(client, ref)]
@@ -71,11 +71,11 @@ def make_stack(
     if kind == "auto":
         kind = resolve_auto(images, overrides)
     if kind == "local":
-        from stack.local import LocalStack
+        from obsconf.stack.local import LocalStack
 
         return LocalStack()
     if kind == "containers":
-        from stack.containers import ContainerStack
+        from obsconf.stack.containers import ContainerStack
 
         return ContainerStack(images, overrides)
     raise ValueError(f"stack kind {kind!r} starts nothing: give the backends' URLs instead")

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from stack.endpoints import Endpoints
-from stack.ports import free_port
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.ports import free_port
 
 
 @dataclass

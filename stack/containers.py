@@ -4,7 +4,7 @@
         print(stack.endpoints.prometheus)
 
 One class per component, each a testcontainers `DockerContainer` with its image (upstream by
-default, see `stack.images`), its config mounted from the run dir, its ports published on
+default, see `obsconf.stack.images`), its config mounted from the run dir, its ports published on
 127.0.0.1 only, and the same real readiness round trip as the local backend. All containers
 share one network; Prometheus reaches services running on this host through the host gateway
 (`host.docker.internal`), so services bind all interfaces when this backend runs. The result is
@@ -34,14 +34,14 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # read when testc
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
-from stack import components
-from stack.components import Component, RunContext, endpoints_of
-from stack.docker_engine import docker_client
-from stack.endpoints import Endpoints
-from stack.images import ImagesMissing, image_for, image_present, image_set
-from stack.local import ComponentExited, ComponentFailed
-from stack.process import pid_alive
-from stack.waiting import PollTimeout, poll
+from obsconf.stack import components
+from obsconf.stack.components import Component, RunContext, endpoints_of
+from obsconf.stack.docker_engine import docker_client
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.images import ImagesMissing, image_for, image_present, image_set
+from obsconf.stack.local import ComponentExited, ComponentFailed
+from obsconf.stack.process import pid_alive
+from obsconf.stack.waiting import PollTimeout, poll
 
 READY_TIMEOUT = 60.0
 LABEL_STACK = "obsconf.stack"

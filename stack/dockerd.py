@@ -1,8 +1,8 @@
 """Start and stop a Docker engine by hand where no init system runs one (CI, these machines).
 
-    python -m stack.dockerd status  # exit 0 when an engine answers
-    python -m stack.dockerd start   # no-op when an engine already answers
-    python -m stack.dockerd stop    # only stops an engine this module started
+    python -m obsconf.stack.dockerd status  # exit 0 when an engine answers
+    python -m obsconf.stack.dockerd start   # no-op when an engine already answers
+    python -m obsconf.stack.dockerd stop    # only stops an engine this module started
 
 `start` launches `dockerd --storage-driver=vfs` (the only driver that works inside this kind of
 sandbox) in its own session, logs to the cache dir, and waits until it answers a ping. `stop`
@@ -18,10 +18,10 @@ import signal
 import subprocess
 import sys
 
-from stack.binaries import cache_root
-from stack.docker_engine import engine_answers
-from stack.process import pid_alive
-from stack.waiting import PollTimeout, poll
+from obsconf.stack.binaries import cache_root
+from obsconf.stack.docker_engine import engine_answers
+from obsconf.stack.process import pid_alive
+from obsconf.stack.waiting import PollTimeout, poll
 
 START_TIMEOUT = 60.0
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     commands = {"start": start, "stop": stop, "status": status}
     if len(args) != 1 or args[0] not in commands:
-        print("usage: python -m stack.dockerd start|stop|status", file=sys.stderr)
+        print("usage: python -m obsconf.stack.dockerd start|stop|status", file=sys.stderr)
         return 2
     return commands[args[0]]()
 

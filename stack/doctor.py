@@ -6,7 +6,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from stack import binaries
+from obsconf.stack import binaries
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,14 @@ def doctor() -> int:
         else:
             version = pinned.get(check.binary) or _version(str(path), check.version_args)
             print(f"ok       {check.component:<28} {version}  [{path}]")
-    from stack.docker_engine import engine_answers
+    from obsconf.stack.docker_engine import engine_answers
 
     if engine_answers():
         print("ok       Docker engine answers        --stack containers|auto can run")
     else:
         print(
             "absent   Docker engine not answering  --stack containers needs one: "
-            "`python -m stack.dockerd start` (or systemctl/Docker Desktop); local works without"
+            "`python -m obsconf.stack.dockerd start` (or systemctl/Docker Desktop); local works without"
         )
     if missing_required:
         print(f"\n{missing_required} required component(s) missing: run `obsconf install`.")

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stack.binaries import GoBuild, apt_packages, go_builds
+from obsconf.stack.binaries import GoBuild, apt_packages, go_builds
 
 
 class InstallError(RuntimeError):

@@ -6,7 +6,7 @@
 Start-up checks every binary first, launches all components, then waits for each one's real
 readiness. Any failure stops everything already started and names the component with its
 last log lines. Stop is idempotent and also runs on SIGINT/SIGTERM via the caller's handler
-(see `stack.signals`); children die with us even on SIGKILL (parent-death signal).
+(see `obsconf.stack.signals`); children die with us even on SIGKILL (parent-death signal).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from stack import binaries, orphans
-from stack.components import ALL, Component, RunContext, endpoints_of
-from stack.endpoints import Endpoints
-from stack.ports import port_in_use_message
-from stack.process import ManagedProcess
-from stack.waiting import PollTimeout, StopPolling, poll
+from obsconf.stack import binaries, orphans
+from obsconf.stack.components import ALL, Component, RunContext, endpoints_of
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.ports import port_in_use_message
+from obsconf.stack.process import ManagedProcess
+from obsconf.stack.waiting import PollTimeout, StopPolling, poll
 
 READY_TIMEOUT = 30.0
 PORT_RETRIES = 3

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from stack.upstate import is_running, process_start
+from obsconf.stack.upstate import is_running, process_start
 
 RUN_DIR_PREFIX = "obsconf-stack-"
 OWNER_FILE = "owner.json"

@@ -32,11 +32,11 @@ from pathlib import Path
 
 import httpx
 
-from stack.endpoints import Endpoints
-from stack.local import register_scrape_target
-from stack.ports import free_port
-from stack.process import ManagedProcess
-from stack.waiting import PollTimeout, poll
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.local import register_scrape_target
+from obsconf.stack.ports import free_port
+from obsconf.stack.process import ManagedProcess
+from obsconf.stack.waiting import PollTimeout, poll
 
 READY_TIMEOUT = 30.0
 CALL_HOST = "127.0.0.1"  # where the suite calls the services (they bind endpoints.service_host)
@@ -160,7 +160,7 @@ def _reference_start() -> StartCommand:
     root = str(_repo_root())
     pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     return StartCommand(
-        command=("{python}", "-m", "reference_services.{role}"),
+        command=("{python}", "-m", "obsconf.reference_services.{role}"),
         env={
             "OBSCONF_FAULTS": "{faults}",
             "OBSCONF_CONSUMER_RELATION": "{consumer_relation}",

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stack.binaries import cache_root
-from stack.process import pid_alive
+from obsconf.stack.binaries import cache_root
+from obsconf.stack.process import pid_alive
 
 STATE_ENV = "OBSCONF_UP_STATE"
 

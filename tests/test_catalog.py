@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalog import FAMILIES, Guarantee, catalog
-from reference_services.faults import FAULTS
-from reference_services.negative_controls import (
+from obsconf.conformance.catalog import FAMILIES, Guarantee, catalog
+from obsconf.reference_services.faults import FAULTS
+from obsconf.reference_services.negative_controls import (
     all_faults,
     broken_by,
     problems,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.checks import check_findings
-from conformance.traces.analysis import CODES
-from reference_services import faults
+from obsconf.conformance.checks import check_findings
+from obsconf.conformance.traces.analysis import CODES
+from obsconf.reference_services import faults
 
 REPO = Path(__file__).resolve().parent.parent
 

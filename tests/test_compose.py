@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from conformance.target import DEFAULT_LABELS, DEFAULT_METRICS, load_target
-from reference_services.launcher import SERVICE_NAMES
-from reports.html import explore_url
-from stack.components import rsyslog_config
+from obsconf.conformance.target import DEFAULT_LABELS, DEFAULT_METRICS, load_target
+from obsconf.reference_services.launcher import SERVICE_NAMES
+from obsconf.reports.html import explore_url
+from obsconf.stack.components import rsyslog_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "stack"

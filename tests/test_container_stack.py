@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.catalog import catalog
-from reference_services.negative_controls import broken_by, run_suite
-from stack.backends import Stack, resolve_auto
-from stack.containers import LABEL_PID, LABEL_STACK, ContainerStack, sweep
-from stack.docker_engine import NoDockerEngine, docker_client
-from stack.images import image_for
-from stack.local import ComponentFailed
+from obsconf.conformance.catalog import catalog
+from obsconf.reference_services.negative_controls import broken_by, run_suite
+from obsconf.stack.backends import Stack, resolve_auto
+from obsconf.stack.containers import LABEL_PID, LABEL_STACK, ContainerStack, sweep
+from obsconf.stack.docker_engine import NoDockerEngine, docker_client
+from obsconf.stack.images import image_for
+from obsconf.stack.local import ComponentFailed
 
 REPO = Path(__file__).resolve().parent.parent
 NO_ENGINE = "unix:///nonexistent/obsconf-test.sock"
@@ -66,7 +66,7 @@ def test_obsconf_up_with_containers_and_no_engine_exits_1_with_the_message() -> 
         [
             sys.executable,
             "-m",
-            "reference_services.cli",
+            "obsconf.reference_services.cli",
             "up",
             "--stack=containers",
             "--no-services",
@@ -141,7 +141,7 @@ def test_obsconf_up_on_containers_leaves_nothing_after_sigint(engine) -> None:
         [
             sys.executable,
             "-m",
-            "reference_services.cli",
+            "obsconf.reference_services.cli",
             "up",
             "--stack=containers",
             "--no-services",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.target import DEFAULT_LABELS, DEFAULT_METRICS
-from stack.services import CONTRACT_ENV, PLACEHOLDERS, ServiceProcesses, StartCommand, run_values
+from obsconf.conformance.target import DEFAULT_LABELS, DEFAULT_METRICS
+from obsconf.stack.services import CONTRACT_ENV, PLACEHOLDERS, ServiceProcesses, StartCommand, run_values
 from tests.test_start_commands import _endpoints
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ def test_labels_table_is_the_targets_label_names() -> None:
 
 
 def test_every_guarantee_the_contract_names_exists() -> None:
-    from conformance.catalog import catalog
+    from obsconf.conformance.catalog import catalog
 
     named = set(re.findall(r"\b((?:MET|LOG|TRC|PROP|LOAD)-[A-Z0-9-]*[A-Z0-9])\b", DOC.read_text()))
     unknown = sorted(named - set(catalog()))

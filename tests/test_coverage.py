@@ -5,8 +5,8 @@ is the generator's output."""
 
 from __future__ import annotations
 
-from conformance.catalog import Guarantee, catalog
-from conformance.coverage import DOCUMENT, LEVELS, coverage, document, level_remark, parse, problems
+from obsconf.conformance.catalog import Guarantee, catalog
+from obsconf.conformance.coverage import DOCUMENT, LEVELS, coverage, document, level_remark, parse, problems
 
 
 def test_the_table_is_sound_against_the_catalog() -> None:
@@ -44,7 +44,7 @@ def test_every_specification_the_brief_names_is_there() -> None:
 
 
 def test_the_committed_document_is_the_generators_output() -> None:
-    assert DOCUMENT.read_text() == document(), "run: python -m conformance.coverage --write"
+    assert DOCUMENT.read_text() == document(), "run: python -m obsconf.conformance.coverage --write"
 
 
 def test_the_readme_links_the_document() -> None:
@@ -94,6 +94,6 @@ def test_level_remarks() -> None:
 
 
 def document_of(cov) -> str:
-    from conformance.coverage import render
+    from obsconf.conformance.coverage import render
 
     return render(cov, SMALL)

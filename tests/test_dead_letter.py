@@ -12,10 +12,10 @@ import httpx
 import nats
 import pytest
 
-from reference_services.events import DEAD_LETTER_STREAM, POISON_ATTEMPTS
-from reference_services.launcher import ReferenceServices
-from stack.endpoints import Endpoints
-from stack.waiting import poll
+from obsconf.reference_services.events import DEAD_LETTER_STREAM, POISON_ATTEMPTS
+from obsconf.reference_services.launcher import ReferenceServices
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 

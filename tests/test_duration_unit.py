@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from types import SimpleNamespace
 
-from conformance.metrics import (
+from obsconf.conformance.metrics import (
     client_latencies,
     duration_ceiling,
     duration_excesses,

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance.target import load_target
-from stack.orphans import RUN_DIR_PREFIX, attached, postmaster
-from stack.waiting import poll
+from obsconf.conformance.target import load_target
+from obsconf.stack.orphans import RUN_DIR_PREFIX, attached, postmaster
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 
@@ -54,7 +54,7 @@ def processes_of(run: str) -> dict[int, dict[str, str]]:
 
 def obsconf_run(out: Path, run: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli", "run", f"--target={TARGET}", f"--out={out}"]
+        [sys.executable, "-m", "obsconf.conformance.cli", "run", f"--target={TARGET}", f"--out={out}"]
         + list(args),
         cwd=REPO,
         env={**os.environ, MARK: run},

@@ -13,11 +13,11 @@ import httpx
 import psycopg
 import pytest
 
-from conformance.hostile import hostile_requests, judge
-from reference_services.launcher import ReferenceServices
-from reference_services.validation import INT4_MAX
-from stack.endpoints import Endpoints
-from stack.waiting import poll
+from obsconf.conformance.hostile import hostile_requests, judge
+from obsconf.reference_services.launcher import ReferenceServices
+from obsconf.reference_services.validation import INT4_MAX
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 

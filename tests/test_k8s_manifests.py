@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from conformance.target import DEFAULT_NAMES, load_target
-from stack.components import jaeger_config, rsyslog_config
+from obsconf.conformance.target import DEFAULT_NAMES, load_target
+from obsconf.stack.components import jaeger_config, rsyslog_config
 
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "deploy" / "k8s"
@@ -156,7 +156,7 @@ def test_images_resources_and_probes(objects: list[dict]) -> None:
             assert service[probe]["httpGet"] == {"path": "/health", "port": "http"}, name
         role = next(role for role, service_name in DEFAULT_NAMES.items() if service_name == name)
         script = service["args"][0]
-        assert f"python -m reference_services.{role} " in script and f"/logs/{name}.log" in script
+        assert f"python -m obsconf.reference_services.{role} " in script and f"/logs/{name}.log" in script
         port = {e["name"]: e["value"] for e in service["env"]}["OBSCONF_PORT"]
         assert service["ports"] == [{"name": "http", "containerPort": int(port)}]
 

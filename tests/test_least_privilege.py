@@ -9,9 +9,9 @@ import httpx
 import psycopg
 import pytest
 
-from stack.backends import Stack
-from stack.components import PG_APP_USER, PG_USER
-from stack.local import LocalStack
+from obsconf.stack.backends import Stack
+from obsconf.stack.components import PG_APP_USER, PG_USER
+from obsconf.stack.local import LocalStack
 
 pytestmark = pytest.mark.stack
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from reference_services.negative_controls import (
+from obsconf.reference_services.negative_controls import (
     MatrixRun,
     Verdict,
     all_faults,
     render_matrix,
     run_matrix,
 )
-from stack.local import LocalStack
+from obsconf.stack.local import LocalStack
 
 pytestmark = pytest.mark.stack
 REPO = Path(__file__).resolve().parent.parent
@@ -116,7 +116,7 @@ def test_obsconf_run_writes_report_results_and_junit(matrix_stack: Path, tmp_pat
         [
             sys.executable,
             "-m",
-            "reference_services.cli",
+            "obsconf.reference_services.cli",
             "run",
             f"--out={out}",
             f"--stack-endpoints={matrix_stack}",
@@ -141,7 +141,7 @@ def test_obsconf_reproduce_shows_the_broken_hop(matrix_stack: Path, tmp_path: Pa
         [
             sys.executable,
             "-m",
-            "reference_services.cli",
+            "obsconf.reference_services.cli",
             "reproduce",
             "no-inject",
             f"--out={tmp_path}",

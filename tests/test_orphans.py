@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from stack.orphans import attached, postmaster
-from stack.waiting import poll
+from obsconf.stack.orphans import attached, postmaster
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 
-UP = [sys.executable, "-m", "reference_services.cli", "up", "--json", "--no-services"]
+UP = [sys.executable, "-m", "obsconf.reference_services.cli", "up", "--json", "--no-services"]
 
 
 def _up(env: dict[str, str]) -> tuple[subprocess.Popen[str], Path]:
@@ -44,7 +44,7 @@ def test_a_sigkilled_up_is_cleaned_by_the_next_down_or_up(tmp_path: Path, cleane
     assert run_dir.exists(), "what a SIGKILL leaves behind"
     if cleaner == "down":
         done = subprocess.run(
-            [sys.executable, "-m", "conformance.cli", "down"],
+            [sys.executable, "-m", "obsconf.conformance.cli", "down"],
             env=env,
             capture_output=True,
             text=True,

@@ -11,10 +11,10 @@ import time
 import httpx
 import pytest
 
-from reference_services.launcher import ReferenceServices
-from stack.backends import Stack
-from stack.local import LocalStack
-from stack.waiting import poll
+from obsconf.reference_services.launcher import ReferenceServices
+from obsconf.stack.backends import Stack
+from obsconf.stack.local import LocalStack
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from reference_services import cli
-from reference_services.faults import FAULTS
+from obsconf.reference_services import cli
+from obsconf.reference_services.faults import FAULTS
 
 REPO = Path(__file__).resolve().parent.parent
 FOREIGN = REPO / "tests" / "foreign_impl" / "target.yaml"
@@ -17,7 +17,7 @@ REFERENCE = REPO / "targets" / "reference.yaml"
 
 def _obsconf(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "reference_services.cli", *args],
+        [sys.executable, "-m", "obsconf.reference_services.cli", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -36,7 +36,7 @@ def test_the_program_has_the_suite_and_the_reference_commands() -> None:
 
 def test_the_entry_point_is_the_composed_program() -> None:
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert 'obsconf = "reference_services.cli:main"' in pyproject
+    assert 'obsconf = "obsconf.reference_services.cli:main"' in pyproject
 
 
 def test_faults_lists_every_fault_with_what_it_breaks() -> None:

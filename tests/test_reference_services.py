@@ -17,13 +17,13 @@ import psycopg
 import pytest
 from pymongo import MongoClient
 
-from conformance.clients.logs import LogsClient
-from reference_services.events import STREAM
-from reference_services.launcher import ReferenceServices
-from stack.endpoints import Endpoints
-from stack.ports import free_port
-from stack.process import ManagedProcess
-from stack.waiting import poll
+from obsconf.conformance.clients.logs import LogsClient
+from obsconf.reference_services.events import STREAM
+from obsconf.reference_services.launcher import ReferenceServices
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.ports import free_port
+from obsconf.stack.process import ManagedProcess
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 
@@ -344,7 +344,7 @@ def test_dependency_down_is_503_with_error_log_not_a_hang(
     }
     process = ManagedProcess(
         "order-dead-mongo",
-        [sys.executable, "-m", "reference_services.order"],
+        [sys.executable, "-m", "obsconf.reference_services.order"],
         log,
         env={**env, "PYTHONPATH": str(Path(__file__).parents[1])},
     )

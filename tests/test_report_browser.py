@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.results import load_results
-from reports.html import write_report
+from obsconf.conformance.results import load_results
+from obsconf.reports.html import write_report
 
 DATA = Path(__file__).resolve().parent / "data"
 CHROMIUM = "/usr/bin/chromium"

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from conformance.results import RunResults
-from reports.compare import compare_results, render_comparison
-from reports.html import MAX_ROWS, render_report, write_report
-from reports.junit import write_junit
+from obsconf.conformance.results import RunResults
+from obsconf.reports.compare import compare_results, render_comparison
+from obsconf.reports.html import MAX_ROWS, render_report, write_report
+from obsconf.reports.junit import write_junit
 
 DATA = Path(__file__).resolve().parent / "data"
 GRAFANA = "http://grafana.example:3000"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import cli
-from conformance.deviations import Deviation
-from conformance.results import (
+from obsconf.conformance import cli
+from obsconf.conformance.deviations import Deviation
+from obsconf.conformance.results import (
     FAILED,
     PASSED,
     SKIPPED,
@@ -21,7 +21,7 @@ from conformance.results import (
     load_results,
     write_results,
 )
-from reports.matrix import NOT_RUN, Column, labels_for, main, matrix_rows, render_matrix
+from obsconf.reports.matrix import NOT_RUN, Column, labels_for, main, matrix_rows, render_matrix
 
 DATA = Path(__file__).resolve().parent / "data"
 PASS = DATA / "results_pass.json"
@@ -136,7 +136,7 @@ def test_run_with_several_targets_writes_each_run_and_the_matrix(
         write_results(load_results(recorded[Path(target).stem]), out / "results.json")
         return 0 if Path(target).stem == "reference" else 1
 
-    monkeypatch.setattr("conformance.runner.run", fake_run)
+    monkeypatch.setattr("obsconf.conformance.runner.run", fake_run)
     targets = [Path("targets/reference.yaml"), Path("targets/reference-link.yaml")]
     args = argparse.Namespace(
         target=targets,

@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 HUNG = """
 import pytest
-from stack.waiting import poll
+from obsconf.stack.waiting import poll
 
 @pytest.mark.guarantee("MET-TARGET-UP")
 def test_hangs():
@@ -26,7 +26,7 @@ def test_a_hung_run_fails_naming_what_it_waited_for(tmp_path: Path) -> None:
     (tmp_path / "test_hung.py").write_text(HUNG)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "fixtures.conformance", "-q"]
+        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "obsconf.fixtures.conformance", "-q"]
         + ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--run-timeout=1"],
         capture_output=True,
         text=True,

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from conformance.clients.logs import LogsClient
-from conformance.clients.prometheus import PrometheusClient
-from stack.endpoints import Endpoints
-from stack.local import register_scrape_target
-from stack.ports import free_port
-from stack.waiting import poll
+from obsconf.conformance.clients.logs import LogsClient
+from obsconf.conformance.clients.prometheus import PrometheusClient
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.local import register_scrape_target
+from obsconf.stack.ports import free_port
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 
@@ -130,7 +130,7 @@ def test_span_exported_over_otlp_is_fetched_from_the_trace_store(endpoints: Endp
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import SpanKind
 
-    from conformance.clients.traces import TracesClient
+    from obsconf.conformance.clients.traces import TracesClient
 
     provider = TracerProvider(resource=Resource.create({"service.name": "stack-test"}))
     provider.add_span_processor(

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stack import binaries
-from stack.binaries import MissingBinary
-from stack.local import ComponentFailed, LocalStack
-from stack.waiting import PollTimeout, poll
+from obsconf.stack import binaries
+from obsconf.stack.binaries import MissingBinary
+from obsconf.stack.local import ComponentFailed, LocalStack
+from obsconf.stack.waiting import PollTimeout, poll
 
 
 def _alive(pid: int) -> bool:
@@ -51,7 +51,7 @@ def test_missing_binary_is_named_with_the_install_command_before_anything_starts
 def test_a_failing_component_is_named_with_its_log_and_everything_else_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stack import components
+    from obsconf.stack import components
 
     broken = components.Component(
         name="prometheus",
@@ -61,7 +61,7 @@ def test_a_failing_component_is_named_with_its_log_and_everything_else_stops(
         ready=lambda ctx: False,
     )
     order = tuple(broken if c.name == "prometheus" else c for c in components.ALL)
-    monkeypatch.setattr("stack.local.ALL", order)
+    monkeypatch.setattr("obsconf.stack.local.ALL", order)
     stack = LocalStack()
     started: list[int] = []
     original_launch = stack._launch
@@ -87,7 +87,7 @@ def test_a_failing_component_is_named_with_its_log_and_everything_else_stops(
 @pytest.mark.stack
 def test_up_json_prints_endpoints_and_sigterm_stops_everything() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reference_services.cli", "up", "--json"],
+        [sys.executable, "-m", "obsconf.reference_services.cli", "up", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -120,12 +120,12 @@ def test_up_json_prints_endpoints_and_sigterm_stops_everything() -> None:
 @pytest.mark.stack
 def test_two_ups_run_side_by_side_and_stop_independently(tmp_path: Path) -> None:
     env = {**os.environ, "OBSCONF_UP_STATE": str(tmp_path / "up")}
-    command = [sys.executable, "-m", "reference_services.cli", "up", "--json", "--no-services"]
+    command = [sys.executable, "-m", "obsconf.reference_services.cli", "up", "--json", "--no-services"]
     ups: list[subprocess.Popen[str]] = []
 
     def down(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "conformance.cli", "down", *args],
+            [sys.executable, "-m", "obsconf.conformance.cli", "down", *args],
             capture_output=True,
             text=True,
             env=env,
@@ -186,7 +186,7 @@ def test_second_install_run_on_a_warm_machine_does_nothing() -> None:
     if any(binaries.find(b.binary) is None for b in binaries.go_builds()):
         pytest.fail("stack components not installed: run `obsconf install` first")
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "stack.install"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "obsconf.stack.install"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "building" not in proc.stdout and "installing" not in proc.stdout, proc.stdout
     assert time.monotonic() - started < 30

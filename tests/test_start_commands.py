@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance.clients.prometheus import PrometheusClient
-from conformance.system import start_services
-from conformance.target import parse_target
-from stack.endpoints import Endpoints
-from stack.process import pid_alive
-from stack.services import (
+from obsconf.conformance.clients.prometheus import PrometheusClient
+from obsconf.conformance.system import start_services
+from obsconf.conformance.target import parse_target
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.process import pid_alive
+from obsconf.stack.services import (
     CONTRACT_ENV,
     PLACEHOLDERS,
     ServiceFailed,
@@ -24,7 +24,7 @@ from stack.services import (
     StartCommand,
     run_values,
 )
-from stack.waiting import poll
+from obsconf.stack.waiting import poll
 
 # A service as small as can be: /health, /metrics, /env (its environment), a line on stdout
 # and one on stderr at start, and a grandchild (`sleep`) that must die with it.
@@ -248,7 +248,7 @@ def test_the_reference_start_command_takes_faults_and_the_consumer_relation(
     )
     services.ports[spec.name] = 1234
     env = services.environment(spec.name)
-    assert services.argv(spec.name)[1:] == ["-m", "reference_services.order"]
+    assert services.argv(spec.name)[1:] == ["-m", "obsconf.reference_services.order"]
     assert env["OBSCONF_FAULTS"] == "drop-logs,no-inject"
     assert env["OBSCONF_CONSUMER_RELATION"] == "link"
     assert env["OBSCONF_PORT"] == "1234" and env["PYTHONUNBUFFERED"] == "1"

@@ -10,7 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from conformance.runner import PLUGINS
+from obsconf.conformance.runner import PLUGINS
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = REPO / "conformance"
@@ -57,12 +57,12 @@ BLOCKED = textwrap.dedent(
                 raise ImportError("blocked: " + name)
 
     sys.meta_path.insert(0, Block())
-    import conformance
+    import obsconf.conformance
     for module in pkgutil.walk_packages(conformance.__path__, "conformance."):
         importlib.import_module(module.name)
     for plugin in {list(PLUGINS)!r}:
         importlib.import_module(plugin)
-    from conformance import catalog, cli
+    from obsconf.conformance import catalog, cli
     assert catalog.catalog()
     names = set(cli.build_parser()._subparsers._group_actions[0].choices)
     assert {{"run", "trace", "down", "install"}} <= names, names

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.target import TargetError, load_target, parse_target
-from stack.ports import free_port
-from stack.services import PREDEFINED
+from obsconf.conformance.target import TargetError, load_target, parse_target
+from obsconf.stack.ports import free_port
+from obsconf.stack.services import PREDEFINED
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,7 +138,7 @@ def test_run_rejects_a_malformed_target_before_starting_anything(tmp_path: Path)
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "obsconf.conformance.cli",
             "run",
             f"--target={bad}",
             f"--out={tmp_path / 'out'}",
@@ -160,7 +160,7 @@ def test_unreachable_backend_is_one_clear_failure(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "obsconf.conformance.cli",
             "run",
             f"--target={target}",
             f"--out={tmp_path / 'out'}",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.target import load_target
-from conformance.traces.analysis import (
+from obsconf.conformance.target import load_target
+from obsconf.conformance.traces.analysis import (
     CODES,
     Expectation,
     Finding,
@@ -22,8 +22,8 @@ from conformance.traces.analysis import (
     gap_summary,
     messaging_role,
 )
-from conformance.traces.model import Link, Span, parse_otlp_json
-from conformance.traces.render import ORPHANS_HEADING, render_span_line, render_tree
+from obsconf.conformance.traces.model import Link, Span, parse_otlp_json
+from obsconf.conformance.traces.render import ORPHANS_HEADING, render_span_line, render_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE, OTHER = "a" * 32, "b" * 32

@@ -16,10 +16,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from conformance.trace_command import explain_trace
-from reference_services.launcher import ReferenceServices
-from stack.endpoints import Endpoints
-from stack.waiting import poll
+from obsconf.conformance.trace_command import explain_trace
+from obsconf.reference_services.launcher import ReferenceServices
+from obsconf.stack.endpoints import Endpoints
+from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
 REFERENCE = Path(__file__).resolve().parent.parent / "targets" / "reference.yaml"
@@ -30,7 +30,7 @@ def _obsconf_trace(trace_id: str, traces_url: str) -> subprocess.CompletedProces
         [
             sys.executable,
             "-m",
-            "conformance.cli",
+            "obsconf.conformance.cli",
             "trace",
             trace_id,
             f"--traces={traces_url}",
@@ -112,6 +112,6 @@ def test_a_consumer_whose_parent_was_never_exported_is_named(endpoints: Endpoint
 
 
 def _reference():
-    from conformance.target import load_target
+    from obsconf.conformance.target import load_target
 
     return load_target(REFERENCE)

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance import cli
-from stack import upstate
+from obsconf.conformance import cli
+from obsconf.stack import upstate
 
 
 @pytest.fixture(autouse=True)
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "up"
     monkeypatch.setenv(upstate.STATE_ENV, str(directory))
-    monkeypatch.setattr("stack.docker_engine.engine_answers", lambda: False)
+    monkeypatch.setattr("obsconf.stack.docker_engine.engine_answers", lambda: False)
     return directory
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conformance.catalog import catalog
-from conformance.deviations import Deviation
-from conformance.results import (
+from obsconf.conformance.catalog import catalog
+from obsconf.conformance.deviations import Deviation
+from obsconf.conformance.results import (
     SCHEMA_VERSION,
     GuaranteeResult,
     Record,
@@ -31,7 +31,7 @@ from conformance.results import (
     load_results,
     verdict,
 )
-from conformance.target import TargetError, parse_target
+from obsconf.conformance.target import TargetError, parse_target
 
 REPO = Path(__file__).resolve().parent.parent
 BUG = Deviation("bug", "ISSUE-7: counts twice")
@@ -280,7 +280,7 @@ def run_fake_suite(
         "OBSCONF_FAKE_RAN": str(ran),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "fixtures.conformance", "-q"]
+        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "obsconf.fixtures.conformance", "-q"]
         + ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), f"--target={target}"]
         + [f"--report-dir={tmp_path / 'out'}"],
         capture_output=True,
@@ -403,7 +403,7 @@ def test_a_passing_declared_bug_is_named_in_every_output(tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def stack_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from stack.local import LocalStack
+    from obsconf.stack.local import LocalStack
 
     with LocalStack() as stack:
         path = tmp_path_factory.mktemp("verdict") / "endpoints.json"
@@ -423,7 +423,7 @@ def obsconf_run(tmp_path: Path, endpoints: Path, deviations: dict[str, Any] | No
     target.write_text(yaml.safe_dump(data))
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "run", f"--target={target}", f"--out={out}"]
+        [sys.executable, "-m", "obsconf.conformance.cli", "run", f"--target={target}", f"--out={out}"]
         + [f"--stack-endpoints={endpoints}", "-k", "MET-TARGET-UP or TRC-ERROR-STATUS"],
         capture_output=True,
         text=True,

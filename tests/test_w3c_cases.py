@@ -10,7 +10,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import asgi_getter
 
-from conformance.w3c import (
+from obsconf.conformance.w3c import (
     CONTINUE,
     DISCARD,
     KEEP,
@@ -25,8 +25,8 @@ from conformance.w3c import (
     members,
     traceparent_problem,
 )
-from reference_services import faults
-from reference_services.telemetry.propagation import TraceContextPropagator
+from obsconf.reference_services import faults
+from obsconf.reference_services.telemetry.propagation import TraceContextPropagator
 
 
 @pytest.fixture

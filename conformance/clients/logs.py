@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from conformance.clients.errors import BackendError, BackendUnreachable
+from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
 
 STREAM_FIELD = "app_name"
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from conformance.clients.errors import BackendError, get_json
+from obsconf.conformance.clients.errors import BackendError, get_json
 
 
 @dataclass(frozen=True)

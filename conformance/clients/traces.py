@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from conformance.clients.errors import BackendError, BackendUnreachable
-from conformance.traces.model import Span, parse_otlp_json
+from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
+from obsconf.conformance.traces.model import Span, parse_otlp_json
 
 
 def _rfc3339(epoch: float) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from conformance.traces.model import Link, Span
+from obsconf.conformance.traces.model import Link, Span
 
 # Every finding code, in the order used to break ties between findings of the same span.
 CODES = (
@@ -241,7 +241,7 @@ class Expectation:
 
 
 def expectation_from_target(target: Any, tolerance_ms: float = 50) -> Expectation:
-    """The expectation of a `conformance.target.Target`: user → order → inventory over the
+    """The expectation of a `obsconf.conformance.target.Target`: user → order → inventory over the
     user_created and order_created subjects, with the target's consumer relation."""
     user, order, inventory = (target.service(role).name for role in ("user", "order", "inventory"))
     return Expectation(

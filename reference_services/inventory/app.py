@@ -11,19 +11,19 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from reference_services.config import Settings
-from reference_services.events import EventBus
-from reference_services.inventory import store
-from reference_services.mongo import create_database
-from reference_services.postgres import create_engine, create_tables
-from reference_services.service import HealthCheck, create_service_app
-from reference_services.telemetry.metrics import STOCK_RESERVATIONS, STOCK_UPDATES, count_business
-from reference_services.validation import Sku, storable_text
+from obsconf.reference_services.config import Settings
+from obsconf.reference_services.events import EventBus
+from obsconf.reference_services.inventory import store
+from obsconf.reference_services.mongo import create_database
+from obsconf.reference_services.postgres import create_engine, create_tables
+from obsconf.reference_services.service import HealthCheck, create_service_app
+from obsconf.reference_services.telemetry.metrics import STOCK_RESERVATIONS, STOCK_UPDATES, count_business
+from obsconf.reference_services.validation import Sku, storable_text
 
 SERVICE = "inventory-service"
 DURABLE = "inventory-service-order-created"
 
-log = logging.getLogger("reference_services.inventory")
+log = logging.getLogger("obsconf.reference_services.inventory")
 
 
 class StockReceipt(BaseModel):

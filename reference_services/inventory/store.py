@@ -26,8 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from reference_services import validation
-from reference_services.errors import dependency
+from obsconf.reference_services import validation
+from obsconf.reference_services.errors import dependency
 
 metadata = MetaData()
 

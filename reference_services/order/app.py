@@ -11,23 +11,23 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from reference_services.config import Settings
-from reference_services.events import EventBus
-from reference_services.mongo import create_database
-from reference_services.order import store
-from reference_services.outbox import OutboxRelay, publish_pending
-from reference_services.service import HealthCheck, create_service_app
-from reference_services.telemetry.metrics import (
+from obsconf.reference_services.config import Settings
+from obsconf.reference_services.events import EventBus
+from obsconf.reference_services.mongo import create_database
+from obsconf.reference_services.order import store
+from obsconf.reference_services.outbox import OutboxRelay, publish_pending
+from obsconf.reference_services.service import HealthCheck, create_service_app
+from obsconf.reference_services.telemetry.metrics import (
     ORDERS_CREATED,
     WELCOME_ORDERS_CREATED,
     count_business,
 )
-from reference_services.validation import BigId, Sku, storable_text
+from obsconf.reference_services.validation import BigId, Sku, storable_text
 
 SERVICE = "order-service"
 DURABLE = "order-service-user-created"
 
-log = logging.getLogger("reference_services.order")
+log = logging.getLogger("obsconf.reference_services.order")
 
 
 class OrderItem(BaseModel):

@@ -10,9 +10,9 @@ from typing import Any
 import pymongo.errors
 from motor.motor_asyncio import AsyncIOMotorDatabase
 
-from reference_services.errors import dependency
-from reference_services.outbox import PendingEvent
-from reference_services.telemetry.messaging import carrier_of_current_context
+from obsconf.reference_services.errors import dependency
+from obsconf.reference_services.outbox import PendingEvent
+from obsconf.reference_services.telemetry.messaging import carrier_of_current_context
 
 WELCOME_ITEMS = [{"sku": "WELCOME-KIT", "qty": 1}]
 _WELCOME_NAMESPACE = uuid.UUID("6f1c1f7e-3c55-4c4e-9a59-0b5b1c1d2e01")

@@ -14,10 +14,10 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from reference_services import faults
-from reference_services.telemetry.json_logs import request_id_var
-from reference_services.telemetry.metrics import record_request
-from reference_services.telemetry.tracing import mark_client_error
+from obsconf.reference_services import faults
+from obsconf.reference_services.telemetry.json_logs import request_id_var
+from obsconf.reference_services.telemetry.metrics import record_request
+from obsconf.reference_services.telemetry.tracing import mark_client_error
 
 UNCOUNTED_PATHS = frozenset({"/health", "/metrics"})
 REQUEST_ID_HEADER = "x-request-id"

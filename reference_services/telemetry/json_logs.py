@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
-from reference_services import faults
+from obsconf.reference_services import faults
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
@@ -63,7 +63,7 @@ class CountRecords(logging.Filter):
     """Counts every line the service writes (log_records_total), before any can be lost."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from reference_services.telemetry.metrics import LOG_RECORDS
+        from obsconf.reference_services.telemetry.metrics import LOG_RECORDS
 
         LOG_RECORDS.labels(record.levelname.lower()).inc()
         return True

@@ -17,7 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind
 
-from reference_services import faults
+from obsconf.reference_services import faults
 
 tracer = trace.get_tracer("reference_services.messaging")
 CONSUMER_RELATIONS = ("parent", "link")

@@ -7,7 +7,7 @@ import re
 import prometheus_client
 from prometheus_client import Counter, Histogram
 
-from reference_services import faults
+from obsconf.reference_services import faults
 
 prometheus_client.disable_created_metrics()  # no *_created series: only what tests count
 

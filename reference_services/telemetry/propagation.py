@@ -16,7 +16,7 @@ from opentelemetry.propagators.textmap import CarrierT, Getter, default_getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import TraceState
 
-from reference_services import faults
+from obsconf.reference_services import faults
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"

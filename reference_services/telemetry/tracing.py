@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import Status, StatusCode
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reference_services import faults
-from reference_services.telemetry.propagation import TraceContextPropagator
+from obsconf.reference_services import faults
+from obsconf.reference_services.telemetry.propagation import TraceContextPropagator
 
 # Health probes and scrapes are not traced: they would bury the traces tests look for.
 UNTRACED_URLS = "/health,/metrics"

@@ -12,15 +12,15 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reference_services import faults
-from reference_services.config import Settings
-from reference_services.events import EventBus
-from reference_services.outbox import OutboxRelay, publish_pending
-from reference_services.postgres import create_engine, create_tables
-from reference_services.service import HealthCheck, create_service_app
-from reference_services.telemetry.metrics import USERS_CREATED, count_business
-from reference_services.user import store
-from reference_services.validation import INT8_MAX, BigId, at_most, storable, storable_text
+from obsconf.reference_services import faults
+from obsconf.reference_services.config import Settings
+from obsconf.reference_services.events import EventBus
+from obsconf.reference_services.outbox import OutboxRelay, publish_pending
+from obsconf.reference_services.postgres import create_engine, create_tables
+from obsconf.reference_services.service import HealthCheck, create_service_app
+from obsconf.reference_services.telemetry.metrics import USERS_CREATED, count_business
+from obsconf.reference_services.user import store
+from obsconf.reference_services.validation import INT8_MAX, BigId, at_most, storable, storable_text
 
 SERVICE = "user-service"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

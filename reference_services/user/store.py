@@ -25,9 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reference_services.errors import dependency
-from reference_services.outbox import PendingEvent
-from reference_services.telemetry.messaging import carrier_of_current_context
+from obsconf.reference_services.errors import dependency
+from obsconf.reference_services.outbox import PendingEvent
+from obsconf.reference_services.telemetry.messaging import carrier_of_current_context
 
 metadata = MetaData()
 

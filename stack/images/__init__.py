@@ -3,7 +3,7 @@
 The names live in `stack/versions.toml` (`[images.upstream]`, `[images.local]`). `image_for`
 resolves one component's image: a per-component override (target YAML `backends.images` or
 `OBSCONF_IMAGE_<COMPONENT>`) first, then the chosen set (`OBSCONF_IMAGES=upstream|local`,
-upstream by default). `stack.images.build` builds the local set here.
+upstream by default). `obsconf.stack.images.build` builds the local set here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from stack.binaries import versions
+from obsconf.stack.binaries import versions
 
 IMAGE_SETS = ("upstream", "local")
 SET_ENV = "OBSCONF_IMAGES"

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import binaries
-from stack.docker_engine import docker_client
-from stack.images import image_for
+from obsconf.stack import binaries
+from obsconf.stack.docker_engine import docker_client
+from obsconf.stack.images import image_for
 
 HERE = Path(__file__).resolve().parent
 SUITE = "bookworm"
