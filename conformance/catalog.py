@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
-FAMILIES = ("MET", "LOG", "TRC", "PROP", "LOAD")
+FAMILIES = ("MET", "LOG", "TRC", "PROP", "LOAD", "RES")
 KEYS = {"id", "level", "statement", "fed_by"}
 
 

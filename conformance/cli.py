@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from obsconf.stack import upstate
+from obsconf.stack import orphans, upstate
 from obsconf.stack.binaries import MissingBinary
 
 Subcommands = argparse._SubParsersAction  # what `add_subparsers` returns
@@ -55,6 +55,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     running, stale = upstate.entries()
     for entry in stale:
         print(f"obsconf down: removed the state of {entry.pid} (the process was gone)")
+    for item in orphans.sweep():
+        print(f"obsconf down: removed {item} (left by a stack whose owner was killed)")
     if args.pid is not None:
         chosen = [e for e in running if e.pid == args.pid]
         if not chosen:
@@ -99,9 +101,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     """One target: its report in --out. Several: each in --out/<target name>/, and
     --out/matrix.html with one column per target; the exit status is FAIL (1) if a run
     failed, else the first other non-zero status, else 0."""
+    from obsconf.conformance.outage import OUTAGE_ENV
     from obsconf.conformance.runner import run
 
     apply_images(args)
+    if args.outage_seconds is not None:
+        os.environ[OUTAGE_ENV] = str(args.outage_seconds)  # read by the RES scenarios
     targets = args.target or [None]
     if len(targets) == 1:
         return run(
@@ -243,6 +248,13 @@ def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.Argumen
         help="reuse a running stack (`obsconf up --json` output)",
     )
     p.add_argument("-k", default=None, help="select guarantees, e.g. TRC or 'LOG and not LOAD'")
+    p.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=None,
+        help="how long the RES scenarios keep a dependency down (default 8; a benchmark uses "
+        "one longer than any redelivery budget)",
+    )
     p.add_argument(
         "--run-timeout",
         type=float,

@@ -79,8 +79,10 @@ class Driver:
         headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         traced: bool = True,
         request_id: str | None = "auto",
+        content: bytes | None = None,
     ) -> Call:
         """Send one request; `route` defaults to `path` (for paths without parameters).
+        `content` is a raw body sent as JSON (what `json=` cannot encode: NaN, lone surrogates).
 
         `headers` replace the driver's own of the same name; given as (name, value) pairs,
         a name may repeat (each pair is one header field: two `traceparent` fields)."""
@@ -95,10 +97,15 @@ class Driver:
             sent["X-Request-ID"] = request_id
         given = list(headers.items() if isinstance(headers, Mapping) else headers or ())
         names = {name.lower() for name, _ in given}
+        if content is not None and "content-type" not in names:
+            given.append(("Content-Type", "application/json"))
+            names.add("content-type")
         fields = [(k, v) for k, v in sent.items() if k.lower() not in names] + given
         sent = dict(fields)  # the record keeps the last field of a repeated name
         started = time.time()
-        response = self._http.request(method, self.urls[role] + path, json=json, headers=fields)
+        response = self._http.request(
+            method, self.urls[role] + path, json=json, content=content, headers=fields
+        )
         ended = time.time()
         try:
             body = response.json()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from obsconf.stack.docker_engine import NoDockerEngine
 from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.images import ImagesMissing
 from obsconf.stack.local import ComponentFailed
+from obsconf.stack.proxy import TcpProxy, proxied_url, proxy_for
 from obsconf.stack.services import ServiceFailed, ServiceProcesses, run_values
 
 
@@ -60,6 +61,9 @@ class System:
     grafana_url: str | None = None
     opened_at: float = field(default_factory=time.time)  # epoch s, before services started
     journal: list[Call] = field(default_factory=list)  # every call any driver made
+    # dependency -> the proxy the started services reach it through (cut = outage); empty
+    # when the harness did not start the services
+    dependencies: dict[str, TcpProxy] = field(default_factory=dict)
     _closers: list = field(default_factory=list)
 
     def driver(self, timeout: float = 10.0) -> Driver:
@@ -94,11 +98,33 @@ def stack_store(role: str, endpoints: Endpoints | None, spec: StoreSpec | None =
     return open_store(role, spec)
 
 
+# The dependencies the harness can take away from the services it starts (RES outages).
+OUTAGE_DEPENDENCIES = ("postgres", "nats")
+
+
+def route_through_proxies(
+    endpoints: Endpoints, proxies: dict[str, TcpProxy], closers: list
+) -> Endpoints:
+    """`endpoints` with each outage dependency behind a fresh proxy (added to `proxies`)."""
+    routed = {}
+    for name in OUTAGE_DEPENDENCIES:
+        proxy = proxy_for(getattr(endpoints, name))
+        closers.append(proxy.stop)
+        proxies[name] = proxy
+        routed[name] = proxied_url(getattr(endpoints, name), proxy)
+    return replace(endpoints, **routed)
+
+
 def start_services(
-    target: Target, endpoints: Endpoints | None, faults: Sequence[str], closers: list
+    target: Target,
+    endpoints: Endpoints | None,
+    faults: Sequence[str],
+    closers: list,
+    proxies: dict[str, TcpProxy] | None = None,
 ) -> dict[str, str]:
     """Start the services the target gives start commands for; role -> base URL of every
-    service (started, or at the target's URL). The stop goes onto `closers` first."""
+    service (started, or at the target's URL). The stop goes onto `closers` first. With
+    `proxies`, the services reach the outage dependencies through proxies put there."""
     started = {role: spec for role, spec in target.services.items() if spec.start is not None}
     if faults and not any(spec.start.uses("faults") for spec in started.values()):
         raise ValueError(
@@ -118,6 +144,8 @@ def start_services(
             f"target {target.name} ships its logs over OTLP (capabilities.logs: otlp), but this "
             "stack's log path takes no OTLP log records (the local stack's collector does)"
         )
+    if proxies is not None:
+        endpoints = route_through_proxies(endpoints, proxies, closers)
     services = ServiceProcesses(
         endpoints,
         {spec.name: (role, spec.start) for role, spec in started.items()},
@@ -178,22 +206,24 @@ def open_system(
         _check(traces.ready_url, f"trace store ({traces.kind})")
 
         names = {role: target.services[role].name for role in ROLES}
-        urls = start_services(target, endpoints, [*target.faults, *faults], closers)
+        proxies: dict[str, TcpProxy] = {}
+        urls = start_services(target, endpoints, [*target.faults, *faults], closers, proxies)
         for role in ROLES:
             _check(f"{urls[role]}/health", f"{names[role]} ({role} service)")
+        return System(
+            target=target,
+            urls=urls,
+            names=names,
+            prometheus=PrometheusClient(prometheus_url),
+            logs=logs,
+            traces=traces,
+            nats_url=nats_url,
+            grafana_url=target.backends.grafana,
+            opened_at=opened_at,
+            dependencies=proxies,
+            _closers=closers,
+        )
     except BaseException:
         while closers:
             closers.pop()()
         raise
-    return System(
-        target=target,
-        urls=urls,
-        names=names,
-        prometheus=PrometheusClient(prometheus_url),
-        logs=logs,
-        traces=traces,
-        nats_url=nats_url,
-        grafana_url=target.backends.grafana,
-        opened_at=opened_at,
-        _closers=closers,
-    )

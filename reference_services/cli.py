@@ -24,7 +24,7 @@ from obsconf.conformance import cli as suite_cli
 from obsconf.conformance.results import FAILED, ResultsError, load_results
 from obsconf.conformance.runner import DEFAULT_TARGET
 from obsconf.conformance.target import TargetError, load_target
-from obsconf.stack import upstate
+from obsconf.stack import orphans, upstate
 from obsconf.stack.binaries import MissingBinary
 from obsconf.stack.services import PREDEFINED
 
@@ -47,6 +47,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         kind = stack_kind(args.stack)
         if kind == "external":
             raise ValueError("`obsconf up --stack external` starts nothing: use local/containers")
+        for item in orphans.sweep():
+            print(
+                f"obsconf up: removed {item} (left by a stack whose owner was killed)",
+                file=sys.stderr,
+            )
         stack = make_stack(kind)
         started = time.monotonic()
         endpoints = stack.start()

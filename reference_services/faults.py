@@ -69,6 +69,20 @@ FAULTS: dict[str, Fault] = {
         Fault("count-before-commit", "users_created_total rises before the insert: a 409 counts"),
         Fault("error-status-on-4xx", "4xx responses set the server span status to ERROR"),
         Fault("late-span-export", "every span reaches the exporter 6 s after it ended"),
+        Fault(
+            "inherit-connection-context",
+            "after a body > 64 KiB, later requests on the connection join that request's trace",
+        ),
+        Fault(
+            "delivery-cap",
+            "consumers give up after 2 deliveries: an event is dropped if its dependency is down",
+        ),
+        Fault("no-outbox-relay", "an event whose publish failed (NATS down) is never sent later"),
+        Fault("outage-500", "a dependency that does not answer gives 500, not 503"),
+        Fault(
+            "no-input-hardening",
+            "NUL, lone surrogates and out-of-range integers reach storage; bodies are unbounded",
+        ),
     )
 }
 

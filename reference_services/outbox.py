@@ -15,6 +15,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from obsconf.reference_services import faults
 from obsconf.reference_services.events import EventBus, PublishFailed
 
 log = logging.getLogger("obsconf.reference_services.outbox")
@@ -66,6 +67,8 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        if faults.enabled("no-outbox-relay"):
+            return  # the fault: an event whose first publish failed is never sent
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:

@@ -39,6 +39,7 @@ FAMILIES = {
     "TRC": "Traces",
     "PROP": "Context propagation",
     "LOAD": "Concurrency",
+    "RES": "Resilience",
 }
 OUTCOME_ORDER = {FAILED: 0, XPASSED: 0, SKIPPED: 1, XFAILED: 2, PASSED: 3}
 BADGES = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP", XFAILED: "XFAIL", XPASSED: "XPASS"}

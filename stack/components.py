@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ class RunContext:
     run_dir: Path
     binaries: dict[str, Path]
     ports: dict[str, int] = field(default_factory=dict)
+    passwords: dict[str, str] = field(default_factory=dict)  # database role -> password
 
     def dir(self, name: str) -> Path:
         path = self.run_dir / name
@@ -64,7 +66,8 @@ def _http_ok(url: str, expect: str | None = None) -> bool:
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 PG_DATABASE = "obsconf"
-PG_USER = "obsconf"
+PG_USER = "obsconf"  # the superuser: the harness's own, never handed to a service
+PG_APP_USER = "obsconf_app"  # the services' role: owns the database, no superuser
 
 
 def _pg_user() -> str | None:
@@ -81,31 +84,43 @@ def _pg_user() -> str | None:
 
 
 def _pg_prepare(ctx: RunContext) -> None:
+    """initdb with password (SCRAM) authentication for every connection, local or TCP; one
+    random password per role, kept in the context (nothing trusts a local user)."""
     base = ctx.dir("postgres")
     data, sock = base / "data", ctx.dir("postgres/sock")
+    ctx.passwords.update(
+        {PG_USER: secrets.token_urlsafe(18), PG_APP_USER: secrets.token_urlsafe(18)}
+    )
+    pwfile = base / "initdb.pw"
+    pwfile.write_text(ctx.passwords[PG_USER] + "\n")
+    pwfile.chmod(0o600)
     user = _pg_user()
     if user:
         entry = pwd.getpwnam(user)
-        for path in (base, sock):
+        for path in (base, sock, pwfile):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-    proc = subprocess.run(
-        [
-            str(ctx.binaries["initdb"]),
-            "-D",
-            str(data),
-            "-U",
-            PG_USER,
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--no-instructions",
-        ],
-        capture_output=True,
-        text=True,
-        user=user,
-    )
+    try:
+        proc = subprocess.run(
+            [
+                str(ctx.binaries["initdb"]),
+                "-D",
+                str(data),
+                "-U",
+                PG_USER,
+                "-A",
+                "scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            user=user,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise RuntimeError(f"initdb failed: {proc.stdout}{proc.stderr}")
 
@@ -134,17 +149,37 @@ def _pg_argv(ctx: RunContext) -> list[str]:
 
 
 def postgres_url(ctx: RunContext, database: str = PG_DATABASE) -> str:
-    return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{ctx.ports['postgres']}/{database}"
+    """The services' URL: the application role with its password (the containers backend,
+    which trusts local connections, has no password: the superuser name then)."""
+    password = ctx.passwords.get(PG_APP_USER)
+    login = f"{PG_APP_USER}:{password}" if password else PG_USER
+    return f"postgresql+psycopg://{login}@127.0.0.1:{ctx.ports['postgres']}/{database}"
 
 
 def _pg_ready(ctx: RunContext) -> bool:
+    """Connect as the superuser; create the application role and its database once."""
     import psycopg
+    from psycopg import sql
 
-    dsn = f"host=127.0.0.1 port={ctx.ports['postgres']} user={PG_USER} dbname=postgres"
+    dsn = (
+        f"host=127.0.0.1 port={ctx.ports['postgres']} user={PG_USER} dbname=postgres "
+        f"password={ctx.passwords.get(PG_USER, '')}"
+    )
     with psycopg.connect(dsn, connect_timeout=1, autocommit=True) as conn:
+        role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (PG_APP_USER,))
+        if role.fetchone() is None:
+            conn.execute(
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE CREATEDB PASSWORD {}"
+                ).format(sql.Identifier(PG_APP_USER), sql.Literal(ctx.passwords[PG_APP_USER]))
+            )
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (PG_DATABASE,))
         if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(PG_DATABASE), sql.Identifier(PG_APP_USER)
+                )
+            )
     return True
 
 
@@ -447,7 +482,6 @@ def _prom_argv(ctx: RunContext) -> list[str]:
         f"--config.file={conf}",
         f"--storage.tsdb.path={ctx.dir('prometheus/data')}",
         f"--web.listen-address=127.0.0.1:{ctx.ports['prometheus']}",
-        "--web.enable-lifecycle",
         "--log.level=warn",
     ]
 

@@ -198,7 +198,6 @@ class PrometheusContainer(StackContainer):
             [
                 "--config.file=/etc/prometheus/prometheus.yml",
                 "--storage.tsdb.path=/prometheus",
-                "--web.enable-lifecycle",
                 "--log.level=warn",
             ]
         )

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from obsconf.stack import binaries
+from obsconf.stack import binaries, orphans
 from obsconf.stack.components import ALL, Component, RunContext, endpoints_of
 from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.ports import port_in_use_message
@@ -43,6 +43,7 @@ class LocalStack:
         self.endpoints: Endpoints | None = None
         self.timings: dict[str, float] = {}
         self._started_at: dict[str, float] = {}  # component -> launch time (monotonic)
+        self._ctx: RunContext | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -55,7 +56,8 @@ class LocalStack:
         else:
             self.run_dir = Path(tempfile.mkdtemp(prefix="obsconf-stack-"))
         self.run_dir.chmod(0o755)  # postgres runs as its own user when we are root
-        ctx = RunContext(run_dir=self.run_dir, binaries=found)
+        orphans.claim(self.run_dir)  # a later `obsconf up`/`down` cleans it if we are killed
+        ctx = self._ctx = RunContext(run_dir=self.run_dir, binaries=found)
         began = time.monotonic()
         try:
             for component in ALL:
@@ -84,6 +86,29 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- outages ----------------------------------------------------------------------------
+
+    def stop_component(self, name: str) -> None:
+        """Stop one running component (an outage); `start_component` brings it back."""
+        self._component(name)
+        self.processes[name].stop()
+
+    def start_component(self, name: str) -> None:
+        """Start a stopped component again on its ports and data, and wait until ready."""
+        component = self._component(name)
+        assert self._ctx is not None
+        process = self.processes[name]
+        if process.exited() is None:
+            return
+        process.start()
+        self._started_at[name] = time.monotonic()
+        self._await_ready(component, self._ctx)
+
+    def _component(self, name: str) -> Component:
+        if name not in self.processes:
+            raise ValueError(f"no running stack component {name!r}; have {sorted(self.processes)}")
+        return next(c for c in ALL if c.name == name)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ def process_start(pid: int) -> str | None:
     return None if state in ("Z", "X") else start
 
 
-def _running(pid: int, start: str | None) -> bool:
+def is_running(pid: int, start: str | None) -> bool:
     if not Path("/proc/self/stat").exists():  # no procfs: the pid is all there is
         return pid_alive(pid)
     now = process_start(pid)
@@ -57,7 +57,7 @@ class Entry:
 
     @property
     def running(self) -> bool:
-        return _running(self.pid, self.info.get("process_start"))
+        return is_running(self.pid, self.info.get("process_start"))
 
     def describe(self) -> str:
         info = self.info
@@ -83,6 +83,7 @@ def record(info: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{pid}.json"
     scratch = path.with_suffix(".tmp")
+    scratch.touch(mode=0o600)  # it holds the database password of the services
     scratch.write_text(json.dumps(state))
     scratch.replace(path)  # readers never see half a file
     return path

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from obsconf.conformance.target import load_target
+from obsconf.stack.orphans import RUN_DIR_PREFIX, attached, postmaster
 from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack
@@ -132,6 +133,9 @@ def test_a_signal_stops_the_foreign_implementation_and_the_stack(
             describe="the three foreign services to answer /health",
         )
         assert len(processes_of(run)) > 3, "the stack's components carry the mark too"
+        run_dir = _run_dir_of(run)
+        shmid = postmaster(run_dir)[1]
+        assert shmid is not None and attached(shmid) is not None, "PostgreSQL's segment"
         proc.send_signal(signum)
         output, _ = proc.communicate(timeout=60)
     finally:
@@ -139,3 +143,21 @@ def test_a_signal_stops_the_foreign_implementation_and_the_stack(
             proc.kill()
     assert proc.returncode != 0, output[-2000:]
     assert not no_process_left(run)
+    assert not run_dir.exists(), f"{run_dir} left behind: {output[-3000:]}"
+    assert attached(shmid) is None, f"shared-memory segment {shmid} left behind"
+    results = json.loads((tmp_path / "results.json").read_text())  # the report of what ran
+    assert results["target"] == "foreign-python" and (tmp_path / "report.html").exists()
+
+
+def _run_dir_of(run: str) -> Path:
+    """The local stack's run dir of a run, from its PostgreSQL's command line."""
+    for pid in processes_of(run):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for arg in argv:
+            text = arg.decode(errors="replace")
+            if RUN_DIR_PREFIX in text and text.endswith("/postgres/data"):
+                return Path(text).parent.parent
+    raise AssertionError(f"no PostgreSQL of run {run} found")

@@ -147,6 +147,7 @@ def test_run_with_several_targets_writes_each_run_and_the_matrix(
         stack=None,
         run_timeout=None,
         flows=None,
+        outage_seconds=None,
         images=None,
     )
     assert cli.cmd_run(args) == 1  # one run failed

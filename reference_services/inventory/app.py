@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
-from pydantic import BaseModel, Field, StringConstraints
+from fastapi import FastAPI, HTTPException, Query, Request
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from obsconf.reference_services.config import Settings
@@ -22,19 +22,18 @@ from obsconf.reference_services.telemetry.metrics import (
     STOCK_UPDATES,
     count_business,
 )
+from obsconf.reference_services.validation import Sku, storable_text
 
 SERVICE = "inventory-service"
 DURABLE = "inventory-service-order-created"
 
 log = logging.getLogger("obsconf.reference_services.inventory")
 
-Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-
 
 class StockReceipt(BaseModel):
     sku: Sku
     qty: Annotated[int, Field(gt=0, le=1_000_000)]
-    warehouse: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    warehouse: storable_text(64)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -85,9 +84,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/api/inventory", status_code=201)
     async def add_stock(receipt: StockReceipt, request: Request) -> dict:
         state = request.app.state
-        result = await store.add_stock(
-            state.engine, state.db, receipt.sku, receipt.qty, receipt.warehouse
-        )
+        try:
+            result = await store.add_stock(
+                state.engine, state.db, receipt.sku, receipt.qty, receipt.warehouse
+            )
+        except store.StockFull as error:
+            raise HTTPException(409, str(error)) from None
         count_business(STOCK_UPDATES)
         return result
 
@@ -97,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/reservations")
     async def reservations(
-        request: Request, order_id: Annotated[str | None, Query(max_length=36)] = None
+        request: Request, order_id: Annotated[storable_text(36) | None, Query()] = None
     ) -> list[dict]:
         return await store.list_reservations(request.app.state.engine, order_id)
 

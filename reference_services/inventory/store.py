@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from obsconf.reference_services import validation
 from obsconf.reference_services.errors import dependency
 
 metadata = MetaData()
@@ -93,17 +94,35 @@ async def _sync_stock_levels(
             await db.stock_levels.update_one({"_id": sku}, {"$set": level}, upsert=True)
 
 
+class StockFull(Exception):
+    """The receipt would take a warehouse's quantity beyond what its column holds."""
+
+    def __init__(self, sku: str, warehouse: str) -> None:
+        super().__init__(
+            f"the quantity of {sku!r} at {warehouse!r} would exceed {validation.INT4_MAX}"
+        )
+
+
 async def add_stock(
     engine: AsyncEngine, db: AsyncIOMotorDatabase, sku: str, qty: int, warehouse: str
 ) -> dict[str, Any]:
-    """Add `qty` of `sku` at `warehouse`; returns the warehouse's new quantity."""
+    """Add `qty` of `sku` at `warehouse`; returns the warehouse's new quantity. Raises
+    StockFull (nothing written) when the sum would overflow the integer column."""
     statement = insert(inventory).values(sku=sku, warehouse=warehouse, qty=qty)
+    fits = (
+        inventory.c.qty <= validation.INT4_MAX - statement.excluded.qty
+        if validation.hardened()
+        else None
+    )
     statement = statement.on_conflict_do_update(
         index_elements=[inventory.c.sku, inventory.c.warehouse],
         set_={"qty": inventory.c.qty + statement.excluded.qty, "updated_at": func.now()},
+        where=fits,
     ).returning(inventory.c.qty)
     async with dependency("postgres"), engine.begin() as conn:
-        total = (await conn.execute(statement)).scalar_one()
+        total = (await conn.execute(statement)).scalar_one_or_none()
+        if total is None:
+            raise StockFull(sku, warehouse)
         await _sync_stock_levels(conn, db, [sku])
     return {"sku": sku, "warehouse": warehouse, "qty": total}
 

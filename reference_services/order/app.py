@@ -9,7 +9,7 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field
 
 from obsconf.reference_services.config import Settings
 from obsconf.reference_services.events import EventBus
@@ -22,6 +22,7 @@ from obsconf.reference_services.telemetry.metrics import (
     WELCOME_ORDERS_CREATED,
     count_business,
 )
+from obsconf.reference_services.validation import BigId, Sku, storable_text
 
 SERVICE = "order-service"
 DURABLE = "order-service-user-created"
@@ -30,12 +31,12 @@ log = logging.getLogger("obsconf.reference_services.order")
 
 
 class OrderItem(BaseModel):
-    sku: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    sku: Sku  # what inventory can store: an order it could not reserve is refused here
     qty: Annotated[int, Field(gt=0, le=10_000)]
 
 
 class NewOrder(BaseModel):
-    user_id: Annotated[int, Field(gt=0)]
+    user_id: Annotated[BigId, Field(gt=0)]
     items: Annotated[list[OrderItem], Field(min_length=1, max_length=100)]
 
 
@@ -77,7 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         return doc
 
     @app.get("/api/orders/{id}")
-    async def get_order(id: str, request: Request) -> dict:
+    async def get_order(id: storable_text(64), request: Request) -> dict:
         order = await store.get_order(request.app.state.db, id)
         if order is None:
             raise HTTPException(404, f"no order with id {id}")
@@ -85,7 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/orders")
     async def list_orders(
-        request: Request, user_id: Annotated[int | None, Query(gt=0)] = None
+        request: Request, user_id: Annotated[BigId | None, Query(gt=0)] = None
     ) -> list[dict]:
         return await store.list_orders(request.app.state.db, user_id)
 

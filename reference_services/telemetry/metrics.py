@@ -35,6 +35,11 @@ EVENTS_PUBLISHED = Counter(
     "events_published_total", "Events acknowledged by JetStream", ["subject"]
 )
 EVENTS_CONSUMED = Counter("events_consumed_total", "Events processed and acked", ["subject"])
+EVENTS_DEAD_LETTERED = Counter(
+    "events_dead_lettered_total",
+    "Events moved to the dead-letter stream, by subject and reason",
+    ["subject", "reason"],
+)
 LOG_RECORDS = Counter("log_records_total", "Log lines the service wrote to stdout", ["level"])
 
 

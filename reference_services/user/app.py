@@ -8,7 +8,7 @@ from functools import partial
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,14 +20,15 @@ from obsconf.reference_services.postgres import create_engine, create_tables
 from obsconf.reference_services.service import HealthCheck, create_service_app
 from obsconf.reference_services.telemetry.metrics import USERS_CREATED, count_business
 from obsconf.reference_services.user import store
+from obsconf.reference_services.validation import INT8_MAX, BigId, at_most, storable, storable_text
 
 SERVICE = "user-service"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class NewUser(BaseModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=320)]
+    name: storable_text(200)
+    email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=320), AfterValidator(storable)]
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -79,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         return created
 
     @app.get("/api/users/{id}")
-    async def get_user(id: int, request: Request) -> dict:
+    async def get_user(id: BigId, request: Request) -> dict:
         user = await store.get_user(engine_of(request), id)
         if user is None:
             raise HTTPException(404, f"no user with id {id}")
@@ -89,7 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def list_users(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0), AfterValidator(at_most(INT8_MAX))] = 0,
     ) -> list[dict]:
         return await store.list_users(engine_of(request), limit, offset)
 

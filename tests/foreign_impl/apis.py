@@ -55,6 +55,15 @@ def now() -> str:
 # --- validation -------------------------------------------------------------------------------
 
 
+def storable(value: str) -> bool:
+    """PostgreSQL text holds no NUL; a lone surrogate has no UTF-8 form."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
 class Invalid:
     """Collects field problems; `check()` raises one 422 naming every field at fault."""
 
@@ -68,6 +77,9 @@ class Invalid:
         value = data.get(field)
         if not isinstance(value, str) or not 1 <= len(value.strip()) <= longest:
             self.add("body", field, f"must be a string of 1 to {longest} characters")
+            return ""
+        if not storable(value):
+            self.add("body", field, "must be UTF-8 text without NUL")
             return ""
         return value.strip()
 
@@ -264,7 +276,12 @@ class UserApi(Api):
         invalid = Invalid()
         name = invalid.text(data, "name", 200)
         email = data.get("email")
-        if not isinstance(email, str) or len(email) > 320 or not EMAIL.match(email):
+        if (
+            not isinstance(email, str)
+            or len(email) > 320
+            or not EMAIL.match(email)
+            or not storable(email)
+        ):
             invalid.add("body", "email", "must be an email address")
         invalid.check()
         try:
@@ -503,6 +520,8 @@ class InventoryApi(Api):
 
     def reservations(self, request: Request) -> tuple[int, Any]:
         sql, args = "SELECT event_id, order_id, sku, qty, created_at FROM foreign_reservations", ()
+        if not storable(request.query.get("order_id", "")):
+            return 200, []  # nothing stored can match it
         if "order_id" in request.query:
             sql, args = sql + " WHERE order_id = %s", (request.query["order_id"],)
         with self.pg.transaction("SELECT", "foreign_reservations") as connection:
