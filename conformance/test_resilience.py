@@ -148,7 +148,7 @@ def _outage_seconds(config: pytest.Config) -> float:
 @pytest.fixture(scope="module")
 def outage(system: System, pytestconfig: pytest.Config) -> Outage:
     """One PostgreSQL outage under traffic, judged by the tests below."""
-    driver = Driver(system.urls, timeout=DEPENDENCY_TIMEOUT_S)
+    driver = system.driver(timeout=DEPENDENCY_TIMEOUT_S)
     try:
         return run_outage(system, driver, _outage_seconds(pytestconfig))
     except CannotCut as error:
