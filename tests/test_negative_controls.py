@@ -41,6 +41,9 @@ REPO = Path(__file__).resolve().parent.parent
 LINK_TARGET = REPO / "targets" / "reference-link.yaml"
 # The reference shipping its logs as OTLP log records: each log fault is caught that way too.
 OTLP_LOGS_TARGET = REPO / "targets" / "reference-otlp-logs.yaml"
+# The seed's polyglot system (Python user, Rust order, Go inventory): its baseline passes every
+# guarantee, on the matrix's shared stacks.
+POLYGLOT_TARGET = REPO / "targets" / "polyglot.yaml"
 LOG_FAULTS = (
     "drop-logs",
     "log-no-trace-id",
@@ -65,6 +68,7 @@ RUNS = [
     *[MatrixRun(f, LINK_TARGET) for f in ["", *HOP_FAULTS]],
     *[MatrixRun(f, OTLP_LOGS_TARGET) for f in ["", *LOG_FAULTS]],
     *[run for impl in IMPLEMENTATIONS.values() for run in MatrixRun.of(impl)],
+    MatrixRun("", POLYGLOT_TARGET),
 ]
 # Stacks side by side, one run at a time on each (see negative_controls.run_matrix).
 WORKERS = int(os.environ.get("OBSCONF_MATRIX_WORKERS", "2"))
