@@ -157,7 +157,8 @@ def postgres_url(ctx: RunContext, database: str = PG_DATABASE) -> str:
 
 
 def _pg_ready(ctx: RunContext) -> bool:
-    """Connect as the superuser; create the application role and its database once."""
+    """Connect as the superuser; create the application role (where the backend gives it a
+    password) and its database once."""
     import psycopg
     from psycopg import sql
 
@@ -165,19 +166,21 @@ def _pg_ready(ctx: RunContext) -> bool:
         f"host=127.0.0.1 port={ctx.ports['postgres']} user={PG_USER} dbname=postgres "
         f"password={ctx.passwords.get(PG_USER, '')}"
     )
+    app_password = ctx.passwords.get(PG_APP_USER)  # None: a backend without passwords
+    owner = PG_APP_USER if app_password is not None else PG_USER
     with psycopg.connect(dsn, connect_timeout=1, autocommit=True) as conn:
         role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (PG_APP_USER,))
-        if role.fetchone() is None:
+        if app_password is not None and role.fetchone() is None:
             conn.execute(
                 sql.SQL(
                     "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEROLE CREATEDB PASSWORD {}"
-                ).format(sql.Identifier(PG_APP_USER), sql.Literal(ctx.passwords[PG_APP_USER]))
+                ).format(sql.Identifier(PG_APP_USER), sql.Literal(app_password))
             )
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (PG_DATABASE,))
         if exists.fetchone() is None:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(PG_DATABASE), sql.Identifier(PG_APP_USER)
+                    sql.Identifier(PG_DATABASE), sql.Identifier(owner)
                 )
             )
     return True
