@@ -1,8 +1,8 @@
 """Negative controls: the suite catches every fault mode, and only what each one breaks.
 
 Runs the real conformance suite once with no fault (everything passes) and once per fault mode
-of the reference services, on stacks of their own (two side by side, `OBSCONF_MATRIX_WORKERS`),
-and judges each run against the reference's table (reference_services/negative_controls.yaml).
+of the reference services, on stacks of their own (three side by side,
+`OBSCONF_MATRIX_WORKERS`: the runs mostly wait on backends), with 6 LOAD flows, and judges each run against the reference's table (reference_services/negative_controls.yaml).
 A fault run covers the families the fault can affect (by the table's claim); the baselines
 cover everything. The reference's link variant
 (consumers start a new trace linked to the publish span) runs the baseline and every fault
@@ -70,8 +70,9 @@ RUNS = [
     *[run for impl in IMPLEMENTATIONS.values() for run in MatrixRun.of(impl)],
     MatrixRun("", POLYGLOT_TARGET),
 ]
-# Stacks side by side, one run at a time on each (see negative_controls.run_matrix).
-WORKERS = int(os.environ.get("OBSCONF_MATRIX_WORKERS", "2"))
+# Stacks side by side (the runs wait on backends more than they compute), one run at a time
+# on each (see negative_controls.run_matrix).
+WORKERS = int(os.environ.get("OBSCONF_MATRIX_WORKERS", "3"))
 
 
 def _run_id(run: MatrixRun) -> str:
