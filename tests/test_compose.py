@@ -19,7 +19,7 @@ import yaml
 from obsconf.conformance.target import DEFAULT_LABELS, DEFAULT_METRICS, load_target
 from obsconf.reference_services.launcher import SERVICE_NAMES
 from obsconf.reports.html import explore_url
-from obsconf.stack.components import rsyslog_config
+from obsconf.stack.components import COLLECTOR_STREAM_FIELD, collector_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "stack"
@@ -33,11 +33,11 @@ IMAGE_KEYS = {
     "nats": "nats",
     "prometheus": "prometheus",
     "victoria-logs": "logs",
-    "rsyslog": "shipper",
+    "otelcol": "collector",
     "jaeger": "traces",
     "grafana": "grafana",
 }
-NO_HEALTHCHECK = {"nats", "rsyslog"}  # FROM scratch / nothing meaningful to probe
+NO_HEALTHCHECK = {"nats", "otelcol"}  # no shell or client in the image to probe with
 LOG_DIR = "/var/log/obsconf"
 
 
@@ -154,16 +154,15 @@ def test_prometheus_scrapes_exactly_the_three_services(services):
         assert static == [{"targets": [f"{name}:{port}"], "labels": {"service": name}}]
 
 
-def test_rsyslog_ships_the_service_logs_like_the_local_stack(services):
-    rsyslog = services["rsyslog"]
-    assert mounts(rsyslog)[LOG_DIR] == "service-logs"
-    config_path = next(src for dst, src in mounts(rsyslog).items() if dst == "/etc/rsyslog.conf")
-    text = (STACK / config_path).read_text()
-    body = "".join(line for line in text.splitlines(True) if not line.startswith("#"))
-    syslog_port = int(flag(services["victoria-logs"]["command"], "-syslog.listenAddr.tcp")[1:])
-    local = rsyslog_config(Path(LOG_DIR), Path("/var/spool/rsyslog"), syslog_port)
-    assert body == local.replace('target="127.0.0.1"', 'target="victoria-logs"')
-    assert mounts(rsyslog)["/var/spool/rsyslog"] == "rsyslog-state"
+def test_collector_ships_the_service_logs_like_the_local_stack(services):
+    collector = services["otelcol"]
+    assert mounts(collector)[LOG_DIR] == "service-logs"
+    config_path = mounts(collector)[flag(collector["command"], "--config")]
+    victoria_logs = flag(services["victoria-logs"]["command"], "-httpListenAddr")
+    local = collector_config(Path(LOG_DIR), "0.0.0.0:4318", f"http://victoria-logs{victoria_logs}")
+    assert load_yaml(STACK / config_path) == local
+    otlp = services["user-service"]["environment"]["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"]
+    assert otlp == "http://otelcol:4318/v1/logs"
 
 
 def test_jaeger_receives_otlp_and_serves_queries_on_the_published_port(services):
@@ -286,6 +285,9 @@ def test_compose_target_points_at_the_published_ports(services):
     for name, url in backends.items():
         assert url is not None, name
         assert host_port(url) in published(services[name]).values(), (name, url)
+    # the field the collector names the service by (stack/compose/otelcol.yaml)
+    assert target.backends.logs.kind == "victorialogs"
+    assert target.backends.logs.options == {"stream_field": COLLECTOR_STREAM_FIELD}
 
 
 # --- the polyglot override (Rust order, Go inventory) --------------------------------------
