@@ -290,28 +290,55 @@ def test_compose_target_points_at_the_published_ports(services):
     assert target.backends.logs.options == {"stream_field": COLLECTOR_STREAM_FIELD}
 
 
-# --- the polyglot override (Rust order, Go inventory) --------------------------------------
-
-POLYGLOT_FILE = STACK / "docker-compose.polyglot.yml"
+# --- override files -------------------------------------------------------------------------
 
 
-def _merged(base: dict, override: dict) -> dict:
-    """Compose's merge of an override file, for what the files here use: mappings merge key
-    by key, anything else is replaced."""
+class Override(dict):
+    """A mapping tagged `!override`: replaces the base file's value instead of merging."""
+
+
+class OverrideList(list):
+    """A sequence tagged `!override`."""
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it: the `!override` tag (Compose v2.24.4+)."""
+
+
+def _override(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return Override(loader.construct_mapping(node, deep=True))
+    return OverrideList(loader.construct_sequence(node, deep=True))
+
+
+ComposeLoader.add_constructor("!override", _override)
+
+
+def _merged_compose(base: dict, override: dict) -> dict:
+    """Compose's merge of an override file, for what the files here use: a value tagged
+    `!override` replaces, mappings merge key by key, anything else is replaced (Compose merges
+    some lists, e.g. volumes, so the override files tag every list they change)."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = _merged(base[key], value)
+        if isinstance(value, (Override, OverrideList)):
+            merged[key] = type(value).__mro__[1](value)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merged_compose(base[key], value)
         else:
             merged[key] = value
     return merged
+
+
+# --- the polyglot override (Rust order, Go inventory) --------------------------------------
+
+POLYGLOT_FILE = STACK / "docker-compose.polyglot.yml"
 
 
 @pytest.fixture(scope="module")
 def polyglot(services) -> dict:
     override = load_yaml(POLYGLOT_FILE)["services"]
     assert set(override) == {"order-service", "inventory-service"}
-    return _merged(services, override)
+    return _merged_compose(services, override)
 
 
 def test_polyglot_inventory_is_the_go_build_with_every_setting_it_reads(polyglot):
@@ -347,40 +374,6 @@ def test_polyglot_keeps_the_names_ports_and_scrape_jobs_of_the_compose_target(se
 
 LOKI_TEMPO_FILE = STACK / "docker-compose.loki-tempo.yml"
 LOKI_TEMPO_GRAFANA = GRAFANA / "loki-tempo/datasources/obsconf.yaml"
-
-
-class Override(dict):
-    """A mapping tagged `!override`: replaces the base file's value instead of merging."""
-
-
-class OverrideList(list):
-    """A sequence tagged `!override`."""
-
-
-class ComposeLoader(yaml.SafeLoader):
-    """YAML as Compose reads it: the `!override` tag (Compose v2.24.4+)."""
-
-
-def _override(loader: yaml.SafeLoader, node: yaml.Node) -> object:
-    if isinstance(node, yaml.MappingNode):
-        return Override(loader.construct_mapping(node, deep=True))
-    return OverrideList(loader.construct_sequence(node, deep=True))
-
-
-ComposeLoader.add_constructor("!override", _override)
-
-
-def _merged_compose(base: dict, override: dict) -> dict:
-    """Compose's merge with `!override`: a tagged value replaces, other mappings merge."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, (Override, OverrideList)):
-            merged[key] = type(value).__mro__[1](value)
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = _merged_compose(base[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 @pytest.fixture(scope="module")
