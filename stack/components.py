@@ -278,7 +278,7 @@ LOGS = Component(
     ready=lambda ctx: _http_ok(ctx.url("logs") + "/health", "OK"),
 )
 
-# Stream field rsyslog (the shipper of the compose file and the k8s manifests) sets from the
+# Stream field rsyslog (the shipper of the k8s manifests) sets from the
 # log file name: <service>.log -> app_name=<service>.
 LOG_STREAM_FIELD = "app_name"
 # The collector sets the OpenTelemetry resource attribute instead, as OTLP-shipped logs carry it;

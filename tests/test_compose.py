@@ -19,7 +19,7 @@ import yaml
 from obsconf.conformance.target import DEFAULT_LABELS, DEFAULT_METRICS, load_target
 from obsconf.reference_services.launcher import SERVICE_NAMES
 from obsconf.reports.html import explore_url
-from obsconf.stack.components import rsyslog_config
+from obsconf.stack.components import COLLECTOR_STREAM_FIELD, collector_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "stack"
@@ -33,11 +33,11 @@ IMAGE_KEYS = {
     "nats": "nats",
     "prometheus": "prometheus",
     "victoria-logs": "logs",
-    "rsyslog": "shipper",
+    "otelcol": "collector",
     "jaeger": "traces",
     "grafana": "grafana",
 }
-NO_HEALTHCHECK = {"nats", "rsyslog"}  # FROM scratch / nothing meaningful to probe
+NO_HEALTHCHECK = {"nats", "otelcol"}  # no shell or client in the image to probe with
 LOG_DIR = "/var/log/obsconf"
 
 
@@ -154,16 +154,15 @@ def test_prometheus_scrapes_exactly_the_three_services(services):
         assert static == [{"targets": [f"{name}:{port}"], "labels": {"service": name}}]
 
 
-def test_rsyslog_ships_the_service_logs_like_the_local_stack(services):
-    rsyslog = services["rsyslog"]
-    assert mounts(rsyslog)[LOG_DIR] == "service-logs"
-    config_path = next(src for dst, src in mounts(rsyslog).items() if dst == "/etc/rsyslog.conf")
-    text = (STACK / config_path).read_text()
-    body = "".join(line for line in text.splitlines(True) if not line.startswith("#"))
-    syslog_port = int(flag(services["victoria-logs"]["command"], "-syslog.listenAddr.tcp")[1:])
-    local = rsyslog_config(Path(LOG_DIR), Path("/var/spool/rsyslog"), syslog_port)
-    assert body == local.replace('target="127.0.0.1"', 'target="victoria-logs"')
-    assert mounts(rsyslog)["/var/spool/rsyslog"] == "rsyslog-state"
+def test_collector_ships_the_service_logs_like_the_local_stack(services):
+    collector = services["otelcol"]
+    assert mounts(collector)[LOG_DIR] == "service-logs"
+    config_path = mounts(collector)[flag(collector["command"], "--config")]
+    victoria_logs = flag(services["victoria-logs"]["command"], "-httpListenAddr")
+    local = collector_config(Path(LOG_DIR), "0.0.0.0:4318", f"http://victoria-logs{victoria_logs}")
+    assert load_yaml(STACK / config_path) == local
+    otlp = services["user-service"]["environment"]["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"]
+    assert otlp == "http://otelcol:4318/v1/logs"
 
 
 def test_jaeger_receives_otlp_and_serves_queries_on_the_published_port(services):
@@ -286,6 +285,48 @@ def test_compose_target_points_at_the_published_ports(services):
     for name, url in backends.items():
         assert url is not None, name
         assert host_port(url) in published(services[name]).values(), (name, url)
+    # the field the collector names the service by (stack/compose/otelcol.yaml)
+    assert target.backends.logs.kind == "victorialogs"
+    assert target.backends.logs.options == {"stream_field": COLLECTOR_STREAM_FIELD}
+
+
+# --- override files -------------------------------------------------------------------------
+
+
+class Override(dict):
+    """A mapping tagged `!override`: replaces the base file's value instead of merging."""
+
+
+class OverrideList(list):
+    """A sequence tagged `!override`."""
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it: the `!override` tag (Compose v2.24.4+)."""
+
+
+def _override(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return Override(loader.construct_mapping(node, deep=True))
+    return OverrideList(loader.construct_sequence(node, deep=True))
+
+
+ComposeLoader.add_constructor("!override", _override)
+
+
+def _merged_compose(base: dict, override: dict) -> dict:
+    """Compose's merge of an override file, for what the files here use: a value tagged
+    `!override` replaces, mappings merge key by key, anything else is replaced (Compose merges
+    some lists, e.g. volumes, so the override files tag every list they change)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, (Override, OverrideList)):
+            merged[key] = type(value).__mro__[1](value)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merged_compose(base[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 # --- the polyglot override (Rust order, Go inventory) --------------------------------------
@@ -293,23 +334,11 @@ def test_compose_target_points_at_the_published_ports(services):
 POLYGLOT_FILE = STACK / "docker-compose.polyglot.yml"
 
 
-def _merged(base: dict, override: dict) -> dict:
-    """Compose's merge of an override file, for what the files here use: mappings merge key
-    by key, anything else is replaced."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = _merged(base[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 @pytest.fixture(scope="module")
 def polyglot(services) -> dict:
     override = load_yaml(POLYGLOT_FILE)["services"]
     assert set(override) == {"order-service", "inventory-service"}
-    return _merged(services, override)
+    return _merged_compose(services, override)
 
 
 def test_polyglot_inventory_is_the_go_build_with_every_setting_it_reads(polyglot):
@@ -337,3 +366,138 @@ def test_polyglot_keeps_the_names_ports_and_scrape_jobs_of_the_compose_target(se
             "order-rust",
             "inventory-go",
         )
+
+
+# --- the Loki/Tempo flavour (override file) ------------------------------------------------
+# Loki, Tempo and Grafana never run here (AGPL, no registry): their config is written from
+# their documentation and checked for consistency only.
+
+LOKI_TEMPO_FILE = STACK / "docker-compose.loki-tempo.yml"
+LOKI_TEMPO_GRAFANA = GRAFANA / "loki-tempo/datasources/obsconf.yaml"
+
+
+@pytest.fixture(scope="module")
+def loki_tempo(services) -> dict:
+    override = yaml.load(LOKI_TEMPO_FILE.read_text(), Loader=ComposeLoader)
+    assert set(override["volumes"]) == {"loki-data", "tempo-data"}
+    return _merged_compose(services, override["services"])
+
+
+def started(stack: dict) -> dict:
+    """The services `up` starts: those under no profile."""
+    return {name: s for name, s in stack.items() if not s.get("profiles")}
+
+
+def test_loki_tempo_replaces_victorialogs_and_jaeger(loki_tempo):
+    running = started(loki_tempo)
+    assert set(running) == (set(IMAGE_KEYS) - {"victoria-logs", "jaeger"}) | {
+        "loki",
+        "tempo",
+    } | set(SERVICE_NAMES)
+    pins = tomllib.loads((STACK / "versions.toml").read_text())["images"]["compose-loki-tempo"]
+    assert {name: running[name]["image"] for name in pins} == pins
+    for name, service in running.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in running, f"{name} depends on {dependency}, not started"
+        for source in mounts(service).values():
+            assert not source.startswith(".") or (STACK / source).exists(), source
+        assert all(entry.startswith("127.0.0.1:") for entry in service.get("ports", []))
+    assert published(running["loki"]) == {3100: 3100}
+    assert published(running["tempo"]) == {3200: 3200}
+
+
+def test_loki_and_tempo_configs_listen_where_compose_says(loki_tempo):
+    loki, tempo = loki_tempo["loki"], loki_tempo["tempo"]
+    loki_config = load_yaml(STACK / mounts(loki)[flag(loki["command"], "-config.file")])
+    assert loki_config["server"]["http_listen_port"] == 3100
+    assert loki_config["auth_enabled"] is False  # one tenant: the target sets no X-Scope-OrgID
+    assert loki_config["limits_config"]["allow_structured_metadata"] is True  # OTLP ingestion
+    assert {c["schema"] for c in loki_config["schema_config"]["configs"]} == {"v13"}
+    assert mounts(loki)["/loki"] == "loki-data"
+    assert loki_config["common"]["path_prefix"] == "/loki"
+    tempo_config = load_yaml(STACK / mounts(tempo)[flag(tempo["command"], "-config.file")])
+    assert tempo_config["server"]["http_listen_port"] == 3200
+    otlp = tempo_config["distributor"]["receivers"]["otlp"]["protocols"]
+    assert otlp["http"]["endpoint"] == "0.0.0.0:4318"
+    storage = tempo_config["storage"]["trace"]
+    assert mounts(tempo)["/var/tempo"] == "tempo-data"
+    for path in (storage["wal"]["path"], storage["local"]["path"]):
+        assert path.startswith("/var/tempo/")
+
+
+def test_loki_tempo_services_send_traces_to_tempo_and_logs_through_the_collector(loki_tempo):
+    for name in SERVICE_NAMES:
+        env = loki_tempo[name]["environment"]
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://tempo:4318"
+        assert urlsplit(env["OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"]).hostname == "otelcol"
+        assert env["OBSCONF_PORT"]  # the base file's settings survive the merge
+
+
+def test_loki_tempo_collector_is_the_local_config_exporting_to_lokis_otlp_endpoint(loki_tempo):
+    collector = loki_tempo["otelcol"]
+    assert mounts(collector)[LOG_DIR] == "service-logs"
+    config = load_yaml(STACK / mounts(collector)[flag(collector["command"], "--config")])
+    expected = collector_config(Path(LOG_DIR), "0.0.0.0:4318", "http://loki:3100")
+    exporter = expected["exporters"]["otlp_http"]
+    del exporter["logs_endpoint"]
+    exporter["endpoint"] = "http://loki:3100/otlp"  # the exporter appends /v1/logs
+    assert config == expected
+    assert collector["depends_on"] == {"loki": {"condition": "service_started"}}
+
+
+@pytest.fixture(scope="module")
+def loki_tempo_datasources() -> dict[str, dict]:
+    return {ds["uid"]: ds for ds in load_yaml(LOKI_TEMPO_GRAFANA)["datasources"]}
+
+
+def test_loki_tempo_grafana_links_logs_and_traces(loki_tempo, loki_tempo_datasources):
+    sources = loki_tempo_datasources
+    assert {uid: ds["type"] for uid, ds in sources.items()} == {
+        "prometheus": "prometheus",
+        "logs": "loki",
+        "traces": "tempo",
+    }
+    grafana = mounts(loki_tempo["grafana"])
+    assert (STACK / grafana["/etc/grafana/provisioning/datasources"]).resolve() == (
+        LOKI_TEMPO_GRAFANA.parent
+    )
+    assert loki_tempo["grafana"]["environment"]["GF_INSTALL_PLUGINS"] == ""
+    for ds in sources.values():
+        url = urlsplit(ds["url"])
+        assert url.port in published(loki_tempo[url.hostname]), ds["url"]
+    derived = sources["logs"]["jsonData"]["derivedFields"]
+    assert {d["datasourceUid"] for d in derived} == {"traces"}
+    # logs to trace: structured metadata set by the collector's JSON parsing, or the line
+    label = next(d for d in derived if d["matcherType"] == "label")
+    assert label["matcherRegex"] == "trace_id"
+    regex = next(d for d in derived if d["matcherType"] == "regex")
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert re.search(regex["matcherRegex"], json.dumps({"trace_id": trace_id})).group(1) == trace_id
+    # trace to logs: the span's service as Loki's stream label, filtered by trace id
+    tempo = sources["traces"]["jsonData"]
+    to_logs = tempo["tracesToLogsV2"]
+    assert to_logs["datasourceUid"] == "logs" and to_logs["filterByTraceID"] is True
+    assert to_logs["tags"] == [{"key": "service.name", "value": "service_name"}]
+    for link in ("tracesToMetrics", "serviceMap"):
+        assert tempo[link]["datasourceUid"] in sources
+    values = strings(load_yaml(LOKI_TEMPO_GRAFANA))
+    assert [value for value in values if "$" in value.replace("$$", "")] == []
+
+
+def test_loki_tempo_target_points_at_the_overrides_ports(loki_tempo):
+    target = load_target(ROOT / "targets/compose-loki-tempo.yaml")
+    assert not target.starts_services and target.backends.start is None
+    logs, traces = target.backends.logs, target.backends.traces
+    assert (logs.kind, traces.kind) == ("loki", "tempo")
+    assert logs.options == {"service_label": "service_name"}  # service.name, as Loki labels it
+    running = started(loki_tempo)
+    for name, url in {
+        "loki": logs.url,
+        "tempo": traces.url,
+        "prometheus": target.backends.prometheus,
+        "grafana": target.backends.grafana,
+        **{spec.name: spec.url for spec in target.services.values()},
+    }.items():
+        parts = urlsplit(url)
+        assert parts.hostname == "127.0.0.1", url
+        assert parts.port in published(running[name]).values(), (name, url)

@@ -4,7 +4,7 @@ Static Go builds (VictoriaLogs, Jaeger, FerretDB, the collector) go `FROM scratc
 Debian's Prometheus and nats-server, Go binaries that need only the C library: the shared
 objects `ldd` lists are copied beside them. The native implementations (stack/native.py: the
 Go inventory service) go `FROM scratch` too, from their cached static builds. PostgreSQL and
-rsyslog (the compose file's shipper), which need many libraries and files, go on a base made
+rsyslog (the k8s manifests' shipper), which need many libraries and files, go on a base made
 with `debootstrap` and `docker import`; the debootstrap rootfs is cached as a tarball under the
 binary cache, keyed by suite and package list, so it is made once per machine. Every image is
 built from the same binaries the local backend runs (`obsconf install` first). Re-running is
