@@ -2,7 +2,8 @@
 
 Runs the real conformance suite once with no fault (everything passes) and once per fault mode
 of the reference services, on stacks of their own (three side by side,
-`OBSCONF_MATRIX_WORKERS`: the runs mostly wait on backends), with 6 LOAD flows, and judges each run against the reference's table (reference_services/negative_controls.yaml).
+`OBSCONF_MATRIX_WORKERS`: the runs mostly wait on backends), with 6 LOAD flows, and judges
+each run against the reference's table (reference_services/negative_controls.yaml).
 A fault run covers the families the fault can affect (by the table's claim); the baselines
 cover everything. The reference's link variant
 (consumers start a new trace linked to the publish span) runs the baseline and every fault
