@@ -23,12 +23,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run_variant(endpoints: Path, target: Path, seconds: float, fault: str | None) -> dict:
-    out = Path(tempfile.mkdtemp(prefix="obsconf-bench-outage-"))
-    command = [sys.executable, "-m", "obsconf.reference_services.cli", "run", f"--target={target}"]
-    command += [f"--out={out}", f"--stack-endpoints={endpoints}", "-k", "RES-OUTAGE"]
-    command += [f"--outage-seconds={seconds}"] + ([f"--fault={fault}"] if fault else [])
-    subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-    results = json.loads((out / "results.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="obsconf-bench-outage-") as scratch:
+        out = Path(scratch)
+        command = [sys.executable, "-m", "obsconf.reference_services.cli", "run"]
+        command += [f"--target={target}", f"--out={out}", f"--stack-endpoints={endpoints}"]
+        command += ["-k", "RES-OUTAGE", f"--outage-seconds={seconds}"]
+        command += [f"--fault={fault}"] if fault else []
+        subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+        results = json.loads((out / "results.json").read_text())
     figures: dict = {"fault": fault or "none", "outage_s": seconds}
     for g in results["guarantees"]:
         figures[g["id"]] = g["outcome"]
