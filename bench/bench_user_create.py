@@ -17,17 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import os
 import statistics
 import sys
-import time
-import uuid
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_polyglot import measure as measure_post
 
 from obsconf.reference_services.launcher import ReferenceServices
 from obsconf.stack.local import LocalStack
@@ -35,27 +32,13 @@ from obsconf.stack.local import LocalStack
 USER = "user-service"
 
 
+def user(prefix: str, n: int) -> dict:
+    return {"name": "bench", "email": f"b{prefix}-{n}@example.com"}
+
+
 async def measure(base_url: str, seconds: float, concurrency: int) -> float:
     """Created users per second over `seconds` with `concurrency` clients."""
-    prefix = uuid.uuid4().hex[:8]
-    counter = itertools.count()
-    done = 0
-    deadline = time.monotonic() + seconds
-
-    async def client(http: httpx.AsyncClient) -> None:
-        nonlocal done
-        while time.monotonic() < deadline:
-            body = {"name": "bench", "email": f"b{prefix}-{next(counter)}@example.com"}
-            answer = await http.post(base_url + "/api/users", json=body)
-            if answer.status_code != 201:
-                raise RuntimeError(f"POST /api/users answered {answer.status_code}: {answer.text}")
-            done += 1
-
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as http:
-        started = time.monotonic()
-        await asyncio.gather(*(client(http) for _ in range(concurrency)))
-        return done / (time.monotonic() - started)
+    return await measure_post(base_url + "/api/users", user, seconds, concurrency)
 
 
 def cpu_seconds(pid: int) -> float:
