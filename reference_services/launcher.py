@@ -20,6 +20,8 @@ from obsconf.stack.services import PREDEFINED, ServiceFailed, ServiceProcesses, 
 
 ROLES = {"user-service": "user", "order-service": "order", "inventory-service": "inventory"}
 SERVICE_NAMES = tuple(ROLES)
+# What targets/reference*.yaml declare as capabilities.span_flush_interval.
+SPAN_FLUSH_INTERVAL_S = 0.2
 
 __all__ = ["SERVICE_NAMES", "ReferenceServices", "ServiceFailed"]
 
@@ -43,6 +45,6 @@ class ReferenceServices(ServiceProcesses):
         super().__init__(
             endpoints,
             {name: (ROLES[name], command) for name in SERVICE_NAMES if name in services},
-            run_values(",".join(faults), consumer_relation),
+            run_values(",".join(faults), consumer_relation, SPAN_FLUSH_INTERVAL_S),
         )
         self.faults = tuple(faults)

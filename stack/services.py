@@ -193,6 +193,7 @@ def _reference_start() -> StartCommand:
             "OBSCONF_CONSUMER_RELATION": "{consumer_relation}",
             "OBSCONF_LOGS": "{logs}",
             "OBSCONF_TELEMETRY": "on",
+            "OTEL_BSP_SCHEDULE_DELAY": "{span_flush_interval_ms}",
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": pythonpath.replace("{", "{{").replace("}", "}}"),
         },

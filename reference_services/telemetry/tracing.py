@@ -40,7 +40,9 @@ from obsconf.reference_services.telemetry.propagation import TraceContextPropaga
 # Health probes and scrapes are not traced: they would bury the traces tests look for.
 UNTRACED_URLS = "/health,/metrics"
 
-EXPORT_EVERY_MS = 200  # the targets' capabilities.span_flush_interval
+# The batch processor reads OTEL_BSP_* (schedule delay, batch and queue sizes); a start command
+# sets OTEL_BSP_SCHEDULE_DELAY from the target's capabilities.span_flush_interval. Unset: 200 ms.
+DEFAULT_EXPORT_EVERY_MS = "200"
 LATE_EXPORT_S = 6.0  # `late-span-export`: inside the suite's waits, past LOAD-FRESHNESS
 
 
@@ -129,7 +131,8 @@ def setup_tracing(service_name: str, otlp_endpoint: str, enabled: bool = True) -
         exporter = WithoutErrorType(exporter)
     name = {} if faults.enabled("no-service-name") else {SERVICE_NAME: service_name}
     _provider = TracerProvider(resource=Resource.create(name), sampler=sampler())
-    batch = BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_EVERY_MS)
+    os.environ.setdefault("OTEL_BSP_SCHEDULE_DELAY", DEFAULT_EXPORT_EVERY_MS)
+    batch = BatchSpanProcessor(exporter)
     late = faults.enabled("late-span-export")
     _provider.add_span_processor(LateSpans(batch, LATE_EXPORT_S) if late else batch)
     trace.set_tracer_provider(_provider)
