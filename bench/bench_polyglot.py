@@ -27,10 +27,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from obsconf.reference_services.launcher import SPAN_FLUSH_INTERVAL_S
 from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.local import LocalStack
 from obsconf.stack.native import NATIVE
-from obsconf.stack.services import PREDEFINED, ServiceProcesses, StartCommand
+from obsconf.stack.services import PREDEFINED, ServiceProcesses, StartCommand, run_values
 
 Body = Callable[[str, int], dict]
 
@@ -60,7 +61,7 @@ class Row:
 def native_start(name: str) -> StartCommand:
     return StartCommand(
         command=(f"{{build[{name}]}}",),
-        env={"OTEL_BSP_SCHEDULE_DELAY": "200"},
+        env={"OTEL_BSP_SCHEDULE_DELAY": "{span_flush_interval_ms}"},
         origin=f"bench {name}",
     )
 
@@ -100,7 +101,8 @@ def round_rps(
 ) -> float:
     start = row.start.with_env(OBSCONF_TELEMETRY="on" if telemetry else "off")
     name = f"{row.role}-service"
-    with ServiceProcesses(endpoints, {name: (row.role, start)}) as services:
+    values = run_values(span_flush_interval=SPAN_FLUSH_INTERVAL_S)  # every row exports as often
+    with ServiceProcesses(endpoints, {name: (row.role, start)}, values) as services:
         url = services.urls[name] + row.path
         asyncio.run(measure(url, row.body, 1.0, concurrency))  # warm-up: pools, caches
         return asyncio.run(measure(url, row.body, seconds, concurrency))

@@ -2,14 +2,16 @@
 
     python bench/bench_user_create.py [--seconds 1] [--concurrency 8] [--slices 15]
 
-Starts its own local stack and two user-services (no consumers to compete for the CPU), one
-with telemetry off (OBSCONF_TELEMETRY=off: no tracer provider, no instrumentation; logs and
-metrics stay on) and one on, then alternates short slices of load between them: each on/off
-pair ran a second apart, so a neighbour's load on a shared machine hits both sides alike.
+Starts its own local stack and three user-services (no consumers to compete for the CPU):
+telemetry off (OBSCONF_TELEMETRY=off: no tracer provider, no instrumentation; logs and metrics
+stay on), on, and on with nothing sampled (OTEL_TRACES_SAMPLER=always_off: every
+instrumentation runs, no span is recorded or exported). It alternates short slices of load
+between them: each triplet ran within seconds, so a neighbour's load on a shared machine hits
+all three alike.
 
-Two ratios per pair, then their median and quartiles: requests/s (on/off), and service CPU
-per request (off/on, from the process's own CPU time; equal to the first when the service is
-CPU-bound, as it is here).
+Per triplet: requests/s ratios (on/off, unsampled/off) and service CPU per request (from the
+process's own CPU time; the service is CPU-bound here). The CPU figures split the overhead into
+the instrumentation itself (unsampled - off) and recording + exporting spans (on - unsampled).
 """
 
 from __future__ import annotations
@@ -54,41 +56,54 @@ def slice_figures(url: str, pid: int, seconds: float, concurrency: int) -> tuple
     return rps, (cpu_seconds(pid) - cpu) * 1000 / (rps * seconds)
 
 
+# mode -> (telemetry, extra environment)
+MODES: dict[str, tuple[bool, dict[str, str]]] = {
+    "off": (False, {}),
+    "on": (True, {}),
+    "unsampled": (True, {"OTEL_TRACES_SAMPLER": "always_off"}),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--slices", type=int, default=15)
     args = parser.parse_args()
-    rps: dict[bool, list[float]] = {False: [], True: []}
-    cpu: dict[bool, list[float]] = {False: [], True: []}
+    rps: dict[str, list[float]] = {mode: [] for mode in MODES}
+    cpu: dict[str, list[float]] = {mode: [] for mode in MODES}
     with LocalStack() as stack, contextlib.ExitStack() as running:
         assert stack.endpoints is not None
-        services = {
-            telemetry: running.enter_context(
-                ReferenceServices(stack.endpoints, services=[USER], telemetry=telemetry)
+        targets = {}
+        for mode, (telemetry, env) in MODES.items():
+            services = running.enter_context(
+                ReferenceServices(stack.endpoints, services=[USER], telemetry=telemetry, env=env)
             )
-            for telemetry in (False, True)
-        }
-        targets = {t: (s.urls[USER], s.processes[USER].proc.pid) for t, s in services.items()}
+            targets[mode] = (services.urls[USER], services.processes[USER].proc.pid)
         for url, _ in targets.values():
             asyncio.run(measure(url, 1.0, args.concurrency))  # warm-up: pools, caches
         for _ in range(args.slices):
-            for telemetry, (url, pid) in targets.items():
+            for mode, (url, pid) in targets.items():
                 r, c = slice_figures(url, pid, args.seconds, args.concurrency)
-                rps[telemetry].append(r)
-                cpu[telemetry].append(c)
-    ratios = [on / off for off, on in zip(rps[False], rps[True], strict=True)]
-    cpu_ratios = [off / on for off, on in zip(cpu[False], cpu[True], strict=True)]
+                rps[mode].append(r)
+                cpu[mode].append(c)
+    print(f"POST /api/users, {args.slices} slice triplets of {args.seconds:g}s")
+    for mode in ("on", "unsampled"):
+        ratios = [x / off for off, x in zip(rps["off"], rps[mode], strict=True)]
+        cpu_ratios = [off / x for off, x in zip(cpu["off"], cpu[mode], strict=True)]
+        print(
+            f"{mode:>9}/off: requests/s median {statistics.median(ratios):.3f} "
+            f"(quartiles {_quartiles(ratios)}), CPU per request off/{mode} median "
+            f"{statistics.median(cpu_ratios):.3f} (quartiles {_quartiles(cpu_ratios)})"
+        )
+    med = {mode: statistics.median(values) for mode, values in cpu.items()}
     print(
-        f"POST /api/users, {args.slices} slice pairs of {args.seconds:g}s: "
-        f"off {statistics.median(rps[False]):.1f} req/s, on {statistics.median(rps[True]):.1f} "
-        f"req/s; on/off per pair: median {statistics.median(ratios):.3f} "
-        f"(overhead {(1 - statistics.median(ratios)) * 100:.1f} %), "
-        f"quartiles {_quartiles(ratios)}\n"
-        f"service CPU per request: off {statistics.median(cpu[False]):.2f} ms, on "
-        f"{statistics.median(cpu[True]):.2f} ms; off/on per pair: median "
-        f"{statistics.median(cpu_ratios):.3f}, quartiles {_quartiles(cpu_ratios)}"
+        "median requests/s: "
+        + ", ".join(f"{mode} {statistics.median(values):.1f}" for mode, values in rps.items())
+        + "\nmedian service CPU per request: "
+        + ", ".join(f"{mode} {value:.2f} ms" for mode, value in med.items())
+        + f"\noverhead per request: instrumentation {med['unsampled'] - med['off']:.2f} ms, "
+        f"recording + export {med['on'] - med['unsampled']:.2f} ms"
     )
 
 

@@ -12,7 +12,7 @@ names) and `obsconf.stack.services.ServiceProcesses`, which logs each to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from obsconf.reference_services.faults import parse_faults
 from obsconf.stack.endpoints import Endpoints
@@ -36,12 +36,15 @@ class ReferenceServices(ServiceProcesses):
         services: Sequence[str] = SERVICE_NAMES,
         telemetry: bool = True,
         consumer_relation: str = "parent",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         parse_faults(",".join(faults))  # unknown names fail here, before anything starts
         unknown = sorted(set(services) - set(SERVICE_NAMES))
         if unknown:
             raise ValueError(f"unknown service(s) {unknown}; valid: {list(SERVICE_NAMES)}")
-        command = PREDEFINED["reference"].with_env(OBSCONF_TELEMETRY="on" if telemetry else "off")
+        command = PREDEFINED["reference"].with_env(
+            OBSCONF_TELEMETRY="on" if telemetry else "off", **(env or {})
+        )
         super().__init__(
             endpoints,
             {name: (ROLES[name], command) for name in SERVICE_NAMES if name in services},

@@ -172,7 +172,11 @@ class DropUnread(Sampler):
 
 def sampler() -> Sampler:
     """The incoming traceparent's sampled flag decides (a new trace is always sampled);
-    `ignore-sampled-flag` records every request. Pool `connect` spans are never recorded."""
+    `ignore-sampled-flag` records every request; the standard OTEL_TRACES_SAMPLER, when set,
+    chooses instead (the bench sets `always_off`). Pool `connect` spans are never recorded."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        # The SDK reads the variable (and OTEL_TRACES_SAMPLER_ARG) when given no sampler.
+        return DropUnread(TracerProvider(shutdown_on_exit=False).sampler)
     base = ALWAYS_ON if faults.enabled("ignore-sampled-flag") else ParentBased(ALWAYS_ON)
     return DropUnread(base)
 
