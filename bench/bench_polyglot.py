@@ -1,11 +1,13 @@
-"""Requests per second with telemetry on vs off, per implementation, side by side from one run.
+"""Telemetry on vs off per implementation, side by side from one run: requests/s and CPU/request.
 
-    python bench/bench_polyglot.py [--seconds 5] [--concurrency 8] [--rounds 2] [--json FILE]
+    python bench/bench_polyglot.py [--seconds 3] [--concurrency 8] [--rounds 2] [--json FILE]
 
 One local stack; each row starts one service alone (the harness's start commands, so the native
 ones run their cached build: `{build[NAME]}`) and alternates off/on rounds against fresh
 processes. "off" is OBSCONF_TELEMETRY=off (no spans exported; logs and metrics stay on), read
 the same way by every implementation. A row whose sources are not in this checkout is skipped.
+Service CPU per request (the process's own CPU time) is the figure to compare: a row bound by a
+backend (the MongoDB-wire server slows as its collections grow) blurs requests/s, not CPU.
 Rows: Python and Go `POST /api/inventory`; Python and Rust `POST /api/orders`.
 """
 
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import sys
 import time
@@ -96,32 +99,47 @@ async def measure(url: str, body: Body, seconds: float, concurrency: int) -> flo
         return done / (time.monotonic() - started)
 
 
-def round_rps(
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def round_figures(
     endpoints: Endpoints, row: Row, telemetry: bool, seconds: float, concurrency: int
-) -> float:
+) -> tuple[float, float]:
+    """(requests/s, service CPU ms per request) of one round against a fresh process."""
     start = row.start.with_env(OBSCONF_TELEMETRY="on" if telemetry else "off")
     name = f"{row.role}-service"
     values = run_values(span_flush_interval=SPAN_FLUSH_INTERVAL_S)  # every row exports as often
     with ServiceProcesses(endpoints, {name: (row.role, start)}, values) as services:
         url = services.urls[name] + row.path
         asyncio.run(measure(url, row.body, 1.0, concurrency))  # warm-up: pools, caches
-        return asyncio.run(measure(url, row.body, seconds, concurrency))
+        pid = services.processes[name].proc.pid
+        cpu = cpu_seconds(pid)
+        rps = asyncio.run(measure(url, row.body, seconds, concurrency))
+        return rps, (cpu_seconds(pid) - cpu) * 1000 / (rps * seconds)
 
 
-def table(results: dict[str, dict[bool, list[float]]]) -> str:
+def table(results: dict[str, dict[bool, list[tuple[float, float]]]]) -> str:
+    """Means over the rounds; CPU per request is the figure a backend-bound row cannot blur."""
     lines = [
-        "| implementation, route | off req/s | on req/s | on/off |",
-        "|---|---:|---:|---:|",
+        "| implementation, route | off req/s | on req/s | on/off | CPU ms/req off | on | off/on |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, rounds in results.items():
-        off, on = statistics.mean(rounds[False]), statistics.mean(rounds[True])
-        lines.append(f"| {label} | {off:.1f} | {on:.1f} | {on / off:.3f} |")
+        off, on = (statistics.mean(r for r, _ in rounds[t]) for t in (False, True))
+        cpu_off, cpu_on = (statistics.mean(c for _, c in rounds[t]) for t in (False, True))
+        lines.append(
+            f"| {label} | {off:.1f} | {on:.1f} | {on / off:.3f} | {cpu_off:.2f} | {cpu_on:.2f} "
+            f"| {cpu_off / cpu_on:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -130,23 +148,35 @@ def main() -> None:
     for row in ROWS:
         if row not in rows:
             print(f"skipped {row.label}: no sources of {row.native} here", flush=True)
-    results: dict[str, dict[bool, list[float]]] = {r.label: {False: [], True: []} for r in rows}
+    results: dict[str, dict[bool, list[tuple[float, float]]]] = {
+        r.label: {False: [], True: []} for r in rows
+    }
     with LocalStack() as stack:
         assert stack.endpoints is not None
         for _ in range(args.rounds):
             for row in rows:
                 for telemetry in (False, True):
-                    rps = round_rps(stack.endpoints, row, telemetry, args.seconds, args.concurrency)
-                    results[row.label][telemetry].append(rps)
+                    rps, cpu = round_figures(
+                        stack.endpoints, row, telemetry, args.seconds, args.concurrency
+                    )
+                    results[row.label][telemetry].append((rps, cpu))
                     state = "on " if telemetry else "off"
-                    print(f"{row.label:<32} telemetry {state}: {rps:8.1f} req/s", flush=True)
+                    print(
+                        f"{row.label:<32} telemetry {state}: {rps:8.1f} req/s, "
+                        f"{cpu:.2f} ms CPU/request",
+                        flush=True,
+                    )
     print(table(results))
     if args.json:
         figures = {
-            label: {"off": rounds[False], "on": rounds[True]} for label, rounds in results.items()
+            label: {
+                state: [{"rps": r, "cpu_ms_per_request": c} for r, c in rounds[telemetry]]
+                for state, telemetry in (("off", False), ("on", True))
+            }
+            for label, rounds in results.items()
         }
         settings = {"seconds": args.seconds, "concurrency": args.concurrency, "rounds": args.rounds}
-        args.json.write_text(json.dumps({"settings": settings, "rps": figures}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"settings": settings, "rows": figures}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

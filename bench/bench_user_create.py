@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_polyglot import cpu_seconds
 from bench_polyglot import measure as measure_post
 
 from obsconf.reference_services.launcher import ReferenceServices
@@ -41,12 +41,6 @@ def user(prefix: str, n: int) -> dict:
 async def measure(base_url: str, seconds: float, concurrency: int) -> float:
     """Created users per second over `seconds` with `concurrency` clients."""
     return await measure_post(base_url + "/api/users", user, seconds, concurrency)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def slice_figures(url: str, pid: int, seconds: float, concurrency: int) -> tuple[float, float]:
