@@ -97,7 +97,8 @@ def _snapshots(system: System) -> tuple[dict, dict]:
 
 @pytest.fixture(scope="module")
 def round_(system: System) -> Round:
-    """Send the mix: creates (201), an invalid create (422), reads (200), unknown ids (404)."""
+    """Send the mix: creates (201), invalid creates to every service (422), reads (200),
+    unknown ids (404)."""
     driver = system.driver()
     now = time.time()
     for role in system.names:  # requests of earlier tests are counted before the snapshot
@@ -115,6 +116,9 @@ def round_(system: System) -> Round:
     receive_stock(driver, sku)
     stock_levels(driver, sku)
     driver.call("order", "GET", "/api/orders/000000000000000000000000", route="/api/orders/{id}")
+    # Every service answers a 4xx in the round, so each one's error counting is graded.
+    driver.call("order", "POST", "/api/orders", json={"user_id": 0, "items": []})
+    driver.call("inventory", "POST", "/api/inventory", json={"sku": "", "qty": 0})
     assert bad.status == 422, f"an invalid email should answer 422, got {bad.status}"
     expected = {role: expected_requests(driver.calls, role) for role in system.names}
     last = max(c.ended for c in driver.calls)

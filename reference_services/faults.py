@@ -52,6 +52,10 @@ FAULTS: dict[str, Fault] = {
             "a consumer logs its first line before the message's context is current",
         ),
         Fault("drop-tracestate", "tracestate is not propagated on publish"),
+        Fault(
+            "consumer-drops-tracestate",
+            "a consumer continues the message's traceparent but not its tracestate",
+        ),
         Fault("no-request-id", "X-Request-ID is neither echoed nor logged"),
         Fault("no-request-id-on-publish", "published NATS messages carry no X-Request-ID"),
         Fault("no-error-status", "5xx responses leave the server span status unset (OK)"),

@@ -114,7 +114,10 @@ def consume_span(subject: str, headers: Mapping[str, str] | None) -> Iterator[Sp
     if faults.enabled("consumer-new-root") or not headers:
         ctx = empty
     else:
-        ctx = propagate.extract(dict(headers), context=empty)
+        carrier = dict(headers)
+        if faults.enabled("consumer-drops-tracestate"):
+            carrier.pop("tracestate", None)
+        ctx = propagate.extract(carrier, context=empty)
     if faults.enabled("shared-consumer-context"):
         _first_consumed = _first_consumed or ctx
         ctx = _first_consumed
