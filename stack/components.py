@@ -278,32 +278,10 @@ LOGS = Component(
     ready=lambda ctx: _http_ok(ctx.url("logs") + "/health", "OK"),
 )
 
-# Stream field rsyslog (the shipper of the k8s manifests) sets from the
-# log file name: <service>.log -> app_name=<service>.
-LOG_STREAM_FIELD = "app_name"
-# The collector sets the OpenTelemetry resource attribute instead, as OTLP-shipped logs carry it;
-# VictoriaLogs makes resource attributes stream fields.
+# The stream field naming the service: the OpenTelemetry resource attribute the collector sets
+# from the file name (<service>.log) and OTLP-shipped logs carry; VictoriaLogs makes resource
+# attributes stream fields.
 COLLECTOR_STREAM_FIELD = "service.name"
-
-
-def rsyslog_config(
-    log_dir: Path, work_dir: Path, syslog_port: int, syslog_host: str = "127.0.0.1"
-) -> str:
-    """rsyslog: tail <log_dir>/*.log, forward each line as RFC 5424 with APP-NAME = file stem."""
-    return f"""\
-global(workDirectory="{work_dir}" maxMessageSize="256k")
-module(load="imfile" mode="inotify")
-template(name="obsconf_rfc5424" type="string"
-         string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %$.app% - - - %msg%\\n")
-ruleset(name="ship") {{
-  set $.app = re_extract($!metadata!filename, "([^/]+)[.]log\\$", 0, 1, "unknown");
-  action(type="omfwd" target="{syslog_host}" port="{syslog_port}" protocol="tcp"
-         template="obsconf_rfc5424" queue.type="LinkedList" queue.size="200000"
-         action.resumeRetryCount="-1" action.resumeInterval="1")
-}}
-input(type="imfile" file="{log_dir}/*.log" tag="obsconf" addMetadata="on"
-      reopenOnTruncate="on" freshStartTail="off" ruleset="ship")
-"""
 
 
 def _probe_stored(ctx: RunContext, stream_field: str) -> bool:

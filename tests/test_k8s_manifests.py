@@ -2,7 +2,7 @@
 
 What a cluster would catch late is caught here: a file kustomize would not find, a Service that
 selects no pod or names a port its container lacks, a missing ConfigMap or key, an image that
-drifted from stack/versions.toml, a service URL naming no Service, a shipper or Jaeger config
+drifted from stack/versions.toml, a service URL naming no Service, a collector or Jaeger config
 that drifted from the local stack's, and a target file that disagrees with the port-forwards.
 """
 
@@ -19,14 +19,17 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from obsconf.conformance.clients.victorialogs import STREAM_FIELD
 from obsconf.conformance.target import DEFAULT_NAMES, load_target
-from obsconf.stack.components import jaeger_config, rsyslog_config
+from obsconf.stack.components import COLLECTOR_STREAM_FIELD, collector_config, jaeger_config
 
 REPO = Path(__file__).resolve().parent.parent
 K8S = REPO / "deploy" / "k8s"
 NAMESPACE = "obsconf"
 SERVICES = tuple(DEFAULT_NAMES.values())
 SERVICES_IMAGE = "obsconf/reference-services:latest"
+# The collector sidecar's OTLP receiver: loopback of the service pod.
+OTLP_IN_POD = "127.0.0.1:4318"
 # stack/versions.toml [images.upstream] key -> the Deployment running it
 STACK = {
     "postgres": "postgres",
@@ -148,7 +151,7 @@ def test_images_resources_and_probes(objects: list[dict]) -> None:
     for name, container in _containers(objects):
         assert container["resources"]["requests"].keys() >= {"cpu", "memory"}, name
         if name in SERVICES:
-            expected = SERVICES_IMAGE if container["name"] == "service" else upstream["shipper"]
+            expected = SERVICES_IMAGE if container["name"] == "service" else upstream["collector"]
             assert container["image"] == expected
     for name in SERVICES:
         service = _container(objects, name, "service")
@@ -198,20 +201,28 @@ def _mount(container: dict, volume: str) -> str:
     return next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == volume)
 
 
-def test_shipper_and_jaeger_configs_match_the_local_stack(objects: list[dict]) -> None:
+def test_collector_and_jaeger_configs_match_the_local_stack(objects: list[dict]) -> None:
     config_maps = _of_kind(objects, "ConfigMap")
     services = _of_kind(objects, "Service")
-    syslog = next(
-        p["port"] for p in services["victoria-logs"]["spec"]["ports"] if p["name"] == "syslog"
+    http = next(
+        p["port"] for p in services["victoria-logs"]["spec"]["ports"] if p["name"] == "http"
     )
     for name in SERVICES:
-        shipper = _container(objects, name, "rsyslog")
-        assert _mount(shipper, "logs") == _mount(_container(objects, name, "service"), "logs")
-        config_file = f"{_mount(shipper, 'rsyslog-config')}/rsyslog.conf"
-        assert shipper["command"][:4] == ["rsyslogd", "-n", "-f", config_file]
-    work = Path(_mount(shipper, "rsyslog-work"))
-    expected = rsyslog_config(Path(_mount(shipper, "logs")), work, syslog, "victoria-logs")
-    assert config_maps["rsyslog-shipper"]["data"]["rsyslog.conf"] == expected
+        collector = _container(objects, name, "otel-collector")
+        assert _mount(collector, "logs") == _mount(_container(objects, name, "service"), "logs")
+        config_dir = _mount(collector, "collector-config")
+        assert collector["args"] == [f"--config={config_dir}/config.yaml"]
+        pod = _pod(_of_kind(objects, "Deployment")[name])
+        volume = next(v for v in pod["volumes"] if v["name"] == "collector-config")
+        assert volume["configMap"]["name"] == "otel-collector", name
+        # Its OTLP receiver listens inside the pod only, on a port no container of it uses.
+        ports = {p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])}
+        assert int(OTLP_IN_POD.rsplit(":", 1)[1]) not in ports, name
+    expected = collector_config(
+        Path(_mount(collector, "logs")), OTLP_IN_POD, f"http://victoria-logs:{http}"
+    )
+    data = config_maps["otel-collector"]["data"]["config.yaml"]
+    assert data == yaml.safe_dump(expected, sort_keys=False)
 
     jaeger = _container(objects, "jaeger", "jaeger")
     assert jaeger["args"] == [f"--config={_mount(jaeger, 'config')}/config.yaml"]
@@ -226,6 +237,10 @@ def test_shipper_and_jaeger_configs_match_the_local_stack(objects: list[dict]) -
 def test_target_and_port_forwards_agree(objects: list[dict]) -> None:
     target = load_target(REPO / "targets" / "k8s.yaml")
     assert not target.starts_services and target.backends.start is None
+    # The suite queries the stream field the collector sidecars set.
+    assert target.backends.logs.kind == "victorialogs"
+    stream_field = target.backends.logs.options.get("stream_field", STREAM_FIELD)
+    assert stream_field == COLLECTOR_STREAM_FIELD
     assert [target.service(role).name for role in ("user", "order", "inventory")] == list(SERVICES)
     script = K8S / "port-forward.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)

@@ -33,7 +33,7 @@ OTLP_RECORD = {
 
 def test_a_line_from_a_file_is_not_read_as_an_otlp_record() -> None:
     assert not is_otlp_record(FILE_LINE)
-    assert not is_otlp_record({"_msg": "x", "_time": "…", "app_name": "svc"})  # rsyslog
+    assert not is_otlp_record({"_msg": "x", "_time": "…", "host": "svc"})  # another shipper
     assert is_otlp_record(OTLP_RECORD)
 
 

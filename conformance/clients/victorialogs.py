@@ -1,13 +1,14 @@
 """VictoriaLogs adapter (kind `victorialogs`): the LogsQL query API, `/select/logsql/query`.
 
-Services log one JSON object per line; the log path stores each line with a stream field set
-to the service name (`app_name` from rsyslog, the default; `service.name` from the OpenTelemetry
-Collector, a stack's `log_stream_field`) and the JSON line as the message. So
-`app_name:="user-service" (trace_id:="…" or "…") | unpack_json keep_original_fields | filter
-trace_id:="…"` is the LogsQL equivalent of the LogQL `{service_name="user-service"} |= "…" |
-json | trace_id="…"` (the first filter narrows the scan to entries holding the value as a
-field, as the collector's parsed attributes and OTLP records do, or in the line, before lines
-are unpacked; a field the entry already has wins over the line's).
+Services log one JSON object per line; the log path (the OpenTelemetry Collector) stores each
+line with the resource attribute `service.name` set to the service name, a stream field in
+VictoriaLogs (`stream_field` names another, for a log path of the user's own), and the JSON line
+as the message. So `"service.name":="user-service" (trace_id:="…" or "…") | unpack_json
+keep_original_fields | filter trace_id:="…"` is the LogsQL equivalent of the LogQL
+`{service_name="user-service"} |= "…" | json | trace_id="…"` (the first filter narrows the scan
+to entries holding the value as a field, as the collector's parsed attributes and OTLP records
+do, or in the line, before lines are unpacked; a field the entry already has wins over the
+line's).
 
 A record that arrived over OTLP (not from a tailed file: no `log.file.name`, and the
 `scope.name` VictoriaLogs' OpenTelemetry endpoint stores) is read from its own fields: the body
@@ -26,7 +27,7 @@ import httpx
 from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
 from obsconf.conformance.clients.logs import LogLine, parse_line
 
-STREAM_FIELD = "app_name"
+STREAM_FIELD = "service.name"
 # Fields VictoriaLogs' OpenTelemetry endpoint adds to every record: not the service's keys.
 OTLP_BOOKKEEPING = {"scope.name", "scope.version", "severity_number", "severity_text"}
 SEVERITY_RANGES = ("trace", "debug", "info", "warn", "error", "fatal")  # numbers 1-4, 5-8, …

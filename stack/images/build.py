@@ -3,12 +3,12 @@
 Static Go builds (VictoriaLogs, Jaeger, FerretDB, the collector) go `FROM scratch`, and so do
 Debian's Prometheus and nats-server, Go binaries that need only the C library: the shared
 objects `ldd` lists are copied beside them. The native implementations (stack/native.py: the
-Go inventory service) go `FROM scratch` too, from their cached static builds. PostgreSQL and
-rsyslog (the k8s manifests' shipper), which need many libraries and files, go on a base made
-with `debootstrap` and `docker import`; the debootstrap rootfs is cached as a tarball under the
-binary cache, keyed by suite and package list, so it is made once per machine. Every image is
-built from the same binaries the local backend runs (`obsconf install` first). Re-running is
-cheap: Docker's build cache keys each COPY by content.
+Go inventory service) go `FROM scratch` too, from their cached static builds. PostgreSQL, which
+needs many libraries and files, goes on a base made with `debootstrap` and `docker import`; the
+debootstrap rootfs is cached as a tarball under the binary cache, keyed by suite and package
+list, so it is made once per machine. Every image is built from the same binaries the local
+backend runs (`obsconf install` first). Re-running is cheap: Docker's build cache keys each
+COPY by content.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from obsconf.stack.images import image_for
 HERE = Path(__file__).resolve().parent
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-BASE_PACKAGES = ("postgresql-15", "rsyslog", "ca-certificates")
+BASE_PACKAGES = ("postgresql-15", "ca-certificates")
 # Trimmed from the rootfs: package archives and documentation nothing at run time reads.
 TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man")
 
@@ -53,7 +53,6 @@ LOCAL_IMAGES = (
     LocalImage("mongodb", "ferretdb", needs_base=False),
     LocalImage("nats", "nats-server", needs_base=False, shared_libs=True),
     LocalImage("prometheus", "prometheus", needs_base=False, shared_libs=True),
-    LocalImage("shipper", None, needs_base=True),
     LocalImage("postgres", None, needs_base=True),
     LocalImage("inventory-go", "inventory-go", needs_base=False),
 )
