@@ -4,8 +4,13 @@ The same assertions run against each adapter: live against VictoriaLogs and Jaeg
 local stack (the lines go through the stack's log path, the spans through its OTLP endpoint),
 and over HTTP against recorded Loki and Tempo answers (`tests/data/recorded/`, each file naming
 the documentation section whose shapes it follows), replayed by `tests/replay.py` — Loki and
-Tempo cannot run here. Adding a backend: its adapter module, a case below, and its recording
-or a live stack.
+Tempo cannot run here. Log stores run twice: lines shipped from files, and OTLP log records
+(VictoriaLogs live through the collector's OTLP receiver; Loki from `loki-otlp.json`, which
+follows Loki's OTLP ingestion documentation, "Format considerations": the body is the line,
+trace_id and the attributes are structured metadata, answered in the `categorize-labels`
+encoding of Loki PR #10419; `loki.json` follows the HTTP API reference, "Query logs within a
+range of time", for lines shipped from files, answered without that encoding). Adding a
+backend: its adapter module, a case below, and its recording or a live stack.
 """
 
 from __future__ import annotations
@@ -61,8 +66,8 @@ class TraceCase:
     end_s: float
 
 
-def _recorded_log_case(kind: str, spec: dict[str, str]) -> Iterator[LogCase]:
-    recording = RECORDED / f"{kind}.json"
+def _recorded_log_case(name: str, kind: str, spec: dict[str, str]) -> Iterator[LogCase]:
+    recording = RECORDED / f"{name}.json"
     seed = json.loads(recording.read_text())["seed"]
     with Replay(recording) as replay:
         store = open_store("logs", StoreSpec(kind, replay.url, spec))
@@ -128,13 +133,15 @@ def _live_log_case(request: pytest.FixtureRequest, otlp: bool) -> Iterator[LogCa
         pytest.param("victorialogs", marks=pytest.mark.stack),
         pytest.param("victorialogs-otlp-records", marks=pytest.mark.stack),
         "loki",
+        "loki-otlp-records",
     ],
 )
 def log_case(request: pytest.FixtureRequest) -> Iterator[LogCase]:
     if request.param.startswith("victorialogs"):
         yield from _live_log_case(request, otlp=request.param.endswith("otlp-records"))
     else:
-        yield from _recorded_log_case("loki", {"tenant": "team-a"})
+        name = "loki-otlp" if request.param.endswith("otlp-records") else "loki"
+        yield from _recorded_log_case(name, "loki", {"tenant": "team-a"})
 
 
 def _otlp_trace(trace_id: str, api: str, worker: str, start_ns: int) -> dict[str, Any]:

@@ -32,6 +32,19 @@ def parse_line(raw: str, time: float) -> LogLine:
     return LogLine(raw, parsed if isinstance(parsed, dict) else None, time)
 
 
+SEVERITY_RANGES = ("trace", "debug", "info", "warn", "error", "fatal")  # numbers 1-4, 5-8, …
+
+
+def otlp_level(text: Any, number: Any) -> str:
+    """An OTLP log record's level: its severity text, else the range its number falls in (the
+    OTLP data model's SeverityNumber ranges), else ""."""
+    level = str(text or "").lower()
+    if level in ("", "unspecified"):
+        value = int(number or 0)
+        level = SEVERITY_RANGES[(value - 1) // 4] if 1 <= value <= 24 else ""
+    return level
+
+
 class LogStore(Protocol):
     """A log store as the checks use it. `equals` filters on the lines' JSON fields."""
 

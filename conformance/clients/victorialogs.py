@@ -25,12 +25,11 @@ from typing import Any, ClassVar
 import httpx
 
 from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
-from obsconf.conformance.clients.logs import LogLine, parse_line
+from obsconf.conformance.clients.logs import LogLine, otlp_level, parse_line
 
 STREAM_FIELD = "service.name"
 # Fields VictoriaLogs' OpenTelemetry endpoint adds to every record: not the service's keys.
 OTLP_BOOKKEEPING = {"scope.name", "scope.version", "severity_number", "severity_text"}
-SEVERITY_RANGES = ("trace", "debug", "info", "warn", "error", "fatal")  # numbers 1-4, 5-8, …
 
 
 def is_otlp_record(entry: dict[str, Any]) -> bool:
@@ -45,10 +44,7 @@ def otlp_fields(entry: dict[str, Any]) -> dict[str, Any]:
         for k, v in entry.items()
         if not k.startswith("_") and k not in OTLP_BOOKKEEPING and k != "service.name"
     }
-    level = str(entry.get("severity_text", "")).lower()
-    if level in ("", "unspecified"):  # the number's range names the level (OTLP data model)
-        number = int(entry.get("severity_number") or 0)
-        level = SEVERITY_RANGES[(number - 1) // 4] if 1 <= number <= 24 else ""
+    level = otlp_level(entry.get("severity_text"), entry.get("severity_number"))
     fields.update(
         ts=entry["_time"],
         msg=entry.get("_msg", ""),
