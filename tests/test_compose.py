@@ -259,6 +259,10 @@ def test_one_dashboard_per_service_on_the_suites_metric_names(datasources):
                 assert datasources[ref["uid"]]["type"] == ref["type"], (name, panel["title"])
         traces = [p for p in dashboard["panels"] if p["datasource"]["type"] == "jaeger"]
         assert [t["service"] for p in traces for t in p["targets"]] == [name]
+        logs = [p for p in dashboard["panels"] if p["datasource"]["uid"] == "logs"]
+        # the stream field the collector sets from the file name
+        expected = f'"{COLLECTOR_STREAM_FIELD}":="{name}"'
+        assert [t["expr"] for p in logs for t in p["targets"]] == [expected]
 
 
 # --- the compose target --------------------------------------------------------------------
