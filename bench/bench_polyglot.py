@@ -105,6 +105,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def load_figures(
+    url: str, body: Body, pid: int, seconds: float, concurrency: int
+) -> tuple[float, float]:
+    """(requests/s, CPU ms per request of the process `pid`) over `seconds` of load on `url`."""
+    cpu = cpu_seconds(pid)
+    rps = asyncio.run(measure(url, body, seconds, concurrency))
+    return rps, (cpu_seconds(pid) - cpu) * 1000 / (rps * seconds)
+
+
 def round_figures(
     endpoints: Endpoints, row: Row, telemetry: bool, seconds: float, concurrency: int
 ) -> tuple[float, float]:
@@ -116,9 +125,7 @@ def round_figures(
         url = services.urls[name] + row.path
         asyncio.run(measure(url, row.body, 1.0, concurrency))  # warm-up: pools, caches
         pid = services.processes[name].proc.pid
-        cpu = cpu_seconds(pid)
-        rps = asyncio.run(measure(url, row.body, seconds, concurrency))
-        return rps, (cpu_seconds(pid) - cpu) * 1000 / (rps * seconds)
+        return load_figures(url, row.body, pid, seconds, concurrency)
 
 
 def table(results: dict[str, dict[bool, list[tuple[float, float]]]]) -> str:

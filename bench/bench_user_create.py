@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_polyglot import cpu_seconds
+from bench_polyglot import load_figures
 from bench_polyglot import measure as measure_post
 
 from obsconf.reference_services.launcher import ReferenceServices
@@ -41,13 +41,6 @@ def user(prefix: str, n: int) -> dict:
 async def measure(base_url: str, seconds: float, concurrency: int) -> float:
     """Created users per second over `seconds` with `concurrency` clients."""
     return await measure_post(base_url + "/api/users", user, seconds, concurrency)
-
-
-def slice_figures(url: str, pid: int, seconds: float, concurrency: int) -> tuple[float, float]:
-    """(requests/s, service CPU ms per request) over one slice of `seconds`."""
-    cpu = cpu_seconds(pid)
-    rps = asyncio.run(measure(url, seconds, concurrency))
-    return rps, (cpu_seconds(pid) - cpu) * 1000 / (rps * seconds)
 
 
 # mode -> (telemetry, extra environment)
@@ -78,7 +71,7 @@ def main() -> None:
             asyncio.run(measure(url, 1.0, args.concurrency))  # warm-up: pools, caches
         for _ in range(args.slices):
             for mode, (url, pid) in targets.items():
-                r, c = slice_figures(url, pid, args.seconds, args.concurrency)
+                r, c = load_figures(url + "/api/users", user, pid, args.seconds, args.concurrency)
                 rps[mode].append(r)
                 cpu[mode].append(c)
     print(f"POST /api/users, {args.slices} slice triplets of {args.seconds:g}s")

@@ -3,9 +3,10 @@
 #
 # The service's output (stdout and stderr, as the local launcher captures it) goes both to the
 # container's stdout, for `docker logs`, and to $OBSCONF_LOG_DIR/<service>.log, the file the
-# log shipper tails (its stem becomes the resource attribute `service.name`). tee runs as root so the
-# shared log volume's ownership never matters; the service itself runs unprivileged, and as
-# PID 1, so `docker stop` (SIGTERM) reaches it directly and it flushes its spans on the way out.
+# log shipper tails (its stem becomes the resource attribute `service.name`). tee runs as root
+# so the shared log volume's ownership never matters; the service itself runs unprivileged, and
+# as PID 1, so `docker stop` (SIGTERM) reaches it directly and it flushes its spans on the way
+# out.
 set -euo pipefail
 
 service="${1:-}"
