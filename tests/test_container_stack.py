@@ -181,7 +181,7 @@ def container_endpoints_file(
 
 
 def test_trace_guarantees_hold_on_the_container_backend(container_endpoints_file: Path) -> None:
-    results = run_suite("", container_endpoints_file, extra=("-k", "TRC"))
+    results = run_suite("", container_endpoints_file, select="TRC")
     outcomes = {g["id"]: (g["outcome"], g["message"][:300]) for g in results["guarantees"]}
     assert {gid: o for gid, o in outcomes.items() if o[0] != "passed"} == {}
     assert set(outcomes) == set(TRACE_IDS)
@@ -194,7 +194,7 @@ def test_log_guarantees_hold_on_the_container_backends_collector(
     """Lines from the tailed files and OTLP log records both reach the log store through the
     collector container."""
     target_file = REPO / "targets" / f"{target}.yaml"
-    results = run_suite("", container_endpoints_file, target=target_file, extra=("-k", "LOG"))
+    results = run_suite("", container_endpoints_file, target=target_file, select="LOG")
     outcomes = {g["id"]: (g["outcome"], g["message"][:300]) for g in results["guarantees"]}
     assert {gid: o for gid, o in outcomes.items() if o[0] != "passed"} == {}
     assert {gid for gid in outcomes if gid.startswith("LOG-")} == set(LOG_IDS)
@@ -203,7 +203,7 @@ def test_log_guarantees_hold_on_the_container_backends_collector(
 def test_a_broken_nats_hop_is_caught_on_the_container_backend(
     container_endpoints_file: Path,
 ) -> None:
-    results = run_suite("no-inject", container_endpoints_file, extra=("-k", "TRC"))
+    results = run_suite("no-inject", container_endpoints_file, select="TRC")
     failed = {g["id"] for g in results["guarantees"] if g["outcome"] == "failed"}
     expected = {g.id for g in broken_by("no-inject") if g.id.startswith("TRC-")}
     assert failed == expected

@@ -21,29 +21,34 @@ INSTALL_TIMEOUT = 900
 RUN_TIMEOUT = 600
 
 
-def _folder(package: str) -> Path:
-    """The repository folder a package of the namespace is mapped to."""
-    mapping = SETUPTOOLS["package-dir"]
-    head = max((p for p in mapping if package == p or package.startswith(p + ".")), key=len)
-    rest = package[len(head) :].lstrip(".")
-    return REPO / mapping[head] / Path(*rest.split(".")) if rest else REPO / mapping[head]
+FOLDERS = ("conformance", "stack", "reports", "fixtures", "reference_services", "targets")
+NOT_PACKAGES = ("tests", "bench", "docs", "deploy", "implementations", "obsconf")
+REFERENCE_ONLY = ("fastapi", "sqlalchemy", "motor", "uvicorn")
 
 
-def test_the_package_list_is_every_folder_of_the_namespace() -> None:
-    """A package added to a mapped folder and forgotten in pyproject would be missing from the
-    wheel (and only from the wheel)."""
-    listed = set(SETUPTOOLS["packages"])
-    found = {"obsconf", "obsconf.targets"}
-    for top in (p for p in SETUPTOOLS["package-dir"] if p.count(".") == 1):
-        for init in _folder(top).rglob("__init__.py"):
-            rest = init.parent.relative_to(_folder(top)).parts
-            found.add(".".join((top, *rest)))
-    assert listed == found, {"missing": found - listed, "stale": listed - found}
+def test_each_top_level_folder_is_its_package() -> None:
+    """The folders the design names are links to the packages: one file, one path, one
+    module name (`obsconf.conformance.target` is obsconf/conformance/target.py)."""
+    for name in FOLDERS:
+        link = REPO / name
+        assert link.is_symlink() and link.resolve() == REPO / "obsconf" / name, name
+        assert (REPO / "obsconf" / name / "__init__.py").is_file(), name
+
+
+def test_only_the_packages_import_under_obsconf() -> None:
+    probe = (
+        "import importlib.util as u, obsconf.conformance.target as t;"
+        f"print(t.__file__); print([n for n in {NOT_PACKAGES!r}"
+        " if u.find_spec('obsconf.' + n)])"
+    )
+    out = _run([sys.executable, "-c", probe], cwd=REPO, timeout=60).stdout.splitlines()
+    assert out[0] == str(REPO / "obsconf" / "conformance" / "target.py")
+    assert out[1] == "[]", f"importable under obsconf, but not packages: {out[1]}"
 
 
 def test_the_plugin_is_an_entry_point() -> None:
     assert PYPROJECT["project"]["entry-points"]["pytest11"] == {
-        "obsconf": "obsconf.fixtures.conformance"
+        "obsconf": "obsconf.fixtures.plugin"
     }
 
 
@@ -57,32 +62,106 @@ def _run(command: list[str], cwd: Path, timeout: float) -> subprocess.CompletedP
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtual environment with the wheel (and its dependencies) installed; its bin."""
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scratch = tmp_path_factory.mktemp("wheel")
     source = scratch / "source"  # a copy: building in the checkout would leave build/ in it
     shutil.copytree(
-        REPO, source, ignore=shutil.ignore_patterns(".git", "__pycache__", "build", "*.egg-info")
+        REPO,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".git", "__pycache__", "build", "*.egg-info"),
     )
     _run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(scratch), str(source)],
         cwd=scratch,
         timeout=INSTALL_TIMEOUT,
     )
-    (wheel,) = scratch.glob("obsconf-*.whl")
-    env_dir = scratch / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    _run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
-        cwd=scratch,
-        timeout=INSTALL_TIMEOUT,
-    )
-    return env_dir / "bin"
+    (built,) = scratch.glob("obsconf-*.whl")
+    return built
+
+
+def _venv(wheel: Path, directory: Path, extras: str = "") -> Path:
+    """A fresh virtual environment with the wheel (and its dependencies) installed; its bin."""
+    venv.create(directory, with_pip=True)
+    python = directory / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    _run([*pip, f"{wheel}{extras}"], cwd=directory, timeout=INSTALL_TIMEOUT)
+    return directory / "bin"
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip install obsconf`: the suite and the harness, not the reference system."""
+    return _venv(wheel, tmp_path_factory.mktemp("venv"))
+
+
+@pytest.fixture(scope="module")
+def installed_reference(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip install 'obsconf[reference]'`."""
+    return _venv(wheel, tmp_path_factory.mktemp("venv-reference"), "[reference]")
 
 
 @pytest.mark.stack
-def test_the_wheel_holds_one_namespace_and_its_data(installed: Path) -> None:
+def test_the_suite_installs_without_the_reference_system(installed: Path) -> None:
+    probe = f"import importlib.util as u; print([n for n in {REFERENCE_ONLY!r} if u.find_spec(n)])"
+    bin_dir = installed_reference
+    out = _run([str(bin_dir / "python"), "-c", probe], cwd=bin_dir, timeout=60).stdout
+    assert out.strip() == "[]", f"`pip install obsconf` brought the reference's libraries: {out}"
+    commands = _run([str(installed / "obsconf"), "--help"], cwd=installed, timeout=60).stdout
+    assert "trace" in commands and "reproduce" not in commands, commands
+
+
+SCRATCH_CONFTEST = """
+import pytest
+
+@pytest.fixture
+def driver():
+    return "their driver"
+
+@pytest.fixture
+def target():
+    return "their target"
+"""
+SCRATCH_TEST = """
+import sys
+
+def test_their_fixtures(driver, target):
+    assert (driver, target) == ("their driver", "their target")
+
+def test_the_suite_was_not_loaded():
+    suite = ("obsconf.fixtures.conformance", "obsconf.conformance.catalog")
+    assert not [name for name in suite if name in sys.modules]
+
+def test_their_arguments_are_theirs(pytestconfig):
+    assert pytestconfig.args == ["."]
+"""
+
+
+@pytest.mark.stack
+def test_the_plugin_stays_out_of_other_projects(installed: Path, tmp_path: Path) -> None:
+    """A project of their own, with obsconf installed: their `driver` and `target` fixtures,
+    their arguments, no file of ours read, no fixture of ours registered."""
+    project = tmp_path / "theirs"
+    project.mkdir()
+    (project / "conftest.py").write_text(SCRATCH_CONFTEST)
+    (project / "test_theirs.py").write_text(SCRATCH_TEST)
+    proc = _run(
+        [str(installed / "pytest"), "-q", "-p", "no:cacheprovider", "."],
+        cwd=project,
+        timeout=RUN_TIMEOUT,
+    )
+    assert "3 passed" in proc.stdout, proc.stdout
+    assert "guarantees" not in proc.stdout and "verdict" not in proc.stdout, proc.stdout
+    fixtures = _run(
+        [str(installed / "pytest"), "--fixtures", "-q", "-p", "no:cacheprovider", "."],
+        cwd=project,
+        timeout=RUN_TIMEOUT,
+    ).stdout
+    assert "obsconf" not in fixtures, fixtures
+
+
+@pytest.mark.stack
+def test_the_wheel_holds_one_namespace_and_its_data(installed_reference: Path) -> None:
     probe = (
         "import importlib.resources as r, obsconf, sys;"
         "print(obsconf.__file__);"
@@ -93,7 +172,8 @@ def test_the_wheel_holds_one_namespace_and_its_data(installed: Path) -> None:
         "print([n for n in ('conformance', 'stack', 'reports', 'fixtures', 'reference_services')"
         " if u.find_spec(n)])"
     )
-    out = _run([str(installed / "python"), "-c", probe], cwd=installed, timeout=60).stdout
+    bin_dir = installed_reference
+    out = _run([str(bin_dir / "python"), "-c", probe], cwd=bin_dir, timeout=60).stdout
     location, *flags, stray = out.strip().splitlines()
     assert "site-packages" in location, location
     assert flags == ["True"] * 3, out
@@ -101,10 +181,12 @@ def test_the_wheel_holds_one_namespace_and_its_data(installed: Path) -> None:
 
 
 @pytest.mark.stack
-def test_obsconf_run_elsewhere_with_the_default_target(installed: Path, tmp_path: Path) -> None:
-    """`obsconf run` with no --target grades the bundled reference target."""
+def test_obsconf_run_elsewhere_with_the_default_target(
+    installed_reference: Path, tmp_path: Path
+) -> None:
+    """With the extra, `obsconf run` with no --target grades the bundled reference target."""
     proc = _run(
-        [str(installed / "obsconf"), "run", "--out", str(tmp_path / "out"),
+        [str(installed_reference / "obsconf"), "run", "--out", str(tmp_path / "out"),
          "-k", "MET-TARGET-UP or LOG-JSON-LINES"],
         cwd=tmp_path,
         timeout=RUN_TIMEOUT,
@@ -122,7 +204,7 @@ def test_pytest_target_theirs_from_elsewhere(installed: Path, tmp_path: Path) ->
     shutil.copytree(FOREIGN, theirs, ignore=shutil.ignore_patterns("__pycache__"))
     proc = _run(
         [str(installed / "pytest"), "-q", "-p", "no:cacheprovider",
-         "--target", "theirs/target.yaml", "--report-dir", "out", "-k", "MET-TARGET-UP"],
+         "--target", "theirs/target.yaml", "--out", "out", "-k", "MET-TARGET-UP"],
         cwd=tmp_path,
         timeout=RUN_TIMEOUT,
     )  # fmt: skip

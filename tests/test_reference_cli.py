@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+from obsconf.conformance import cli as suite_cli
+from obsconf.conformance.target import load_target
 from obsconf.reference_services import cli
 from obsconf.reference_services.faults import FAULTS
 
@@ -26,7 +29,7 @@ def _obsconf(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_program_has_the_suite_and_the_reference_commands() -> None:
-    names = set(cli.build_parser()._subparsers._group_actions[0].choices)
+    names = set(suite_cli.program(also=[cli.register])[1].names)
     assert names == {"install", "doctor", "images", "down", "run", "trace"} | {
         "up",
         "faults",
@@ -34,9 +37,12 @@ def test_the_program_has_the_suite_and_the_reference_commands() -> None:
     }
 
 
-def test_the_entry_point_is_the_composed_program() -> None:
-    pyproject = (REPO / "pyproject.toml").read_text()
-    assert 'obsconf = "obsconf.reference_services.cli:main"' in pyproject
+def test_the_reference_registers_through_the_entry_point_group() -> None:
+    """The console script is the suite's; the reference adds its commands as a plugin would."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["scripts"] == {"obsconf": "obsconf.conformance.cli:main"}
+    group = project["entry-points"][suite_cli.COMMANDS_GROUP]
+    assert group == {"reference": "obsconf.reference_services.cli:register"}
 
 
 def test_faults_lists_every_fault_with_what_it_breaks() -> None:
@@ -63,9 +69,9 @@ def test_reproduce_rejects_an_unknown_fault(tmp_path: Path) -> None:
 
 
 def test_fault_names_are_checked_only_for_the_reference() -> None:
-    assert cli.fault_error(REFERENCE, ["nope"]) is not None
-    assert cli.fault_error(None, ["nope"]) is not None  # the default target is the reference
-    assert cli.fault_error(REFERENCE, ["no-inject", "drop-logs"]) is None
-    assert cli.fault_error(REFERENCE, []) is None
+    reference, foreign = load_target(REFERENCE), load_target(FOREIGN)
+    assert cli.fault_error(reference, ["nope"]) is not None
+    assert cli.fault_error(reference, ["no-inject", "drop-logs"]) is None
+    assert cli.fault_error(reference, []) is None
     # Another implementation's fault names are its own business (its `{faults}`).
-    assert cli.fault_error(FOREIGN, ["nope"]) is None
+    assert cli.fault_error(foreign, ["nope"]) is None

@@ -3,7 +3,6 @@ several targets writing it (the runs themselves replaced: no stack here)."""
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -131,24 +130,16 @@ def test_run_with_several_targets_writes_each_run_and_the_matrix(
     recorded = {"reference": PASS, "reference-link": NO_INJECT}
     calls = []
 
-    def fake_run(target, out, faults, stack_endpoints, select, stack, run_timeout=None, flows=None):
-        calls.append((Path(target).stem, out))
-        write_results(load_results(recorded[Path(target).stem]), out / "results.json")
-        return 0 if Path(target).stem == "reference" else 1
+    def fake_run(given, select=None, target=None):
+        stem = Path(given["target"]).stem
+        calls.append((stem, given["out"]))
+        write_results(load_results(recorded[stem]), given["out"] / "results.json")
+        return 0 if stem == "reference" else 1
 
     monkeypatch.setattr("obsconf.conformance.runner.run", fake_run)
-    targets = [Path("targets/reference.yaml"), Path("targets/reference-link.yaml")]
-    args = argparse.Namespace(
-        target=targets,
-        out=tmp_path,
-        fault=[],
-        stack_endpoints=None,
-        k=None,
-        stack=None,
-        run_timeout=None,
-        flows=None,
-        outage_seconds=None,
-        images=None,
+    targets = ["targets/reference.yaml", "targets/reference-link.yaml"]
+    args = cli.program(extend=False)[0].parse_args(
+        ["run", *[f"--target={t}" for t in targets], f"--out={tmp_path}"]
     )
     assert cli.cmd_run(args) == 1  # one run failed
     assert calls == [

@@ -26,7 +26,7 @@ def test_a_hung_run_fails_naming_what_it_waited_for(tmp_path: Path) -> None:
     (tmp_path / "test_hung.py").write_text(HUNG)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "obsconf", "-q"]
+        [sys.executable, "-m", "pytest", str(tmp_path), "-p", "obsconf.fixtures.conformance", "-q"]
         + ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--run-timeout=1"],
         capture_output=True,
         text=True,

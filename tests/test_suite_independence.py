@@ -59,11 +59,11 @@ BLOCKED = textwrap.dedent(
     import obsconf.conformance as suite
     for module in pkgutil.walk_packages(suite.__path__, "obsconf.conformance."):
         importlib.import_module(module.name)
-    for plugin in ("obsconf.fixtures.conformance", "obsconf.fixtures.stack"):
+    for plugin in ("obsconf.fixtures.plugin", "obsconf.fixtures.conformance"):
         importlib.import_module(plugin)
     from obsconf.conformance import catalog, cli
     assert catalog.catalog()
-    names = set(cli.build_parser()._subparsers._group_actions[0].choices)
+    names = set(cli.program(extend=False)[1].names)
     assert {{"run", "trace", "down", "install"}} <= names, names
     assert not {{"up", "faults", "reproduce"}} & names, names
     assert not [m for m in sys.modules if {REFERENCE!r} in m.split(".")]

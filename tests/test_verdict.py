@@ -282,7 +282,7 @@ def run_fake_suite(
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(tmp_path), "-p", "obsconf", "-q"]
         + ["-p", "no:cacheprovider", "--rootdir", str(tmp_path), f"--target={target}"]
-        + [f"--report-dir={tmp_path / 'out'}"],
+        + [f"--out={tmp_path / 'out'}"],
         capture_output=True,
         text=True,
         env=env,

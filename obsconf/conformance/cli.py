@@ -1,10 +1,10 @@
-"""The suite's commands: install, doctor, images, down, run, trace.
+"""The `obsconf` program: the suite's commands (install, doctor, images, down, run, trace),
+which know no implementation, and the commands installed distributions add.
 
-They know no implementation. The `obsconf` program is this parser extended by the reference
-services' own commands (`up`, `faults`, `reproduce`, fault-name checks on `run --fault`),
-which live with those services and build on `build_parser`; `python -m obsconf.conformance.cli` is
-the
-suite's commands alone.
+Extension point: an entry point in the group `obsconf.commands` names a function
+`register(commands: Commands)`; it adds subcommands (`commands.add`) and checks a run before
+anything starts (`commands.check_run`). The reference system registers `up`, `faults`,
+`reproduce` and its fault-name check this way.
 """
 
 from __future__ import annotations
@@ -16,13 +16,43 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from obsconf.conformance import options
 from obsconf.stack import orphans, upstate
 from obsconf.stack.binaries import MissingBinary
 
-Subcommands = argparse._SubParsersAction  # what `add_subparsers` returns
+if TYPE_CHECKING:
+    from obsconf.conformance.target import Target
+
+COMMANDS_GROUP = "obsconf.commands"
+RunCheck = Callable[["Target", Sequence[str]], "str | None"]  # why not to run, or None
+
+
+@dataclass
+class Commands:
+    """What a `register` function of the `obsconf.commands` group may extend."""
+
+    subparsers: Any  # argparse's subparsers action; only `add` touches it
+    run_checks: list[RunCheck] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+    def add(
+        self, name: str, help: str, fn: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        """A new subcommand `name` that runs `fn(args)`; returns its parser for arguments."""
+        parser: argparse.ArgumentParser = self.subparsers.add_parser(name, help=help)
+        parser.set_defaults(fn=fn)
+        self.names.append(name)
+        return parser
+
+    def check_run(self, check: RunCheck) -> None:
+        """`check(target, faults)` before `obsconf run` starts anything: a message refuses it
+        (exit 2)."""
+        self.run_checks.append(check)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -100,35 +130,36 @@ def _list_running(running: list[upstate.Entry], stream: TextIO) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """One target: its report in --out. Several: each in --out/<target name>/, and
     --out/matrix.html with one column per target; the exit status is FAIL (1) if a run
-    failed, else the first other non-zero status, else 0."""
-    from obsconf.conformance.outage import OUTAGE_ENV
-    from obsconf.conformance.runner import run
+    failed, else the first other non-zero status, else 0. Each target file is parsed once,
+    checked by every registered run check, and handed to the suite."""
+    from obsconf.conformance.runner import DEFAULT_TARGET, run
+    from obsconf.conformance.target import TargetError, load_target
 
-    apply_images(args)
-    if args.outage_seconds is not None:
-        os.environ[OUTAGE_ENV] = str(args.outage_seconds)  # read by the RES scenarios
-    targets = args.target or [None]
-    if len(targets) == 1:
-        return run(
-            targets[0],
-            args.out,
-            args.fault,
-            args.stack_endpoints,
-            args.k,
-            args.stack,
-            run_timeout=args.run_timeout,
-            flows=args.flows,
-        )
+    given = options.values(args)
+    paths = given["target"] or [DEFAULT_TARGET]
+    parsed = []
+    for path in paths:
+        try:
+            target = load_target(path)
+        except TargetError as error:
+            print(f"obsconf run: {error}")
+            return 2
+        for check in args.run_checks:
+            refusal = check(target, given["fault"])
+            if refusal:
+                print(f"obsconf run: {refusal}")
+                return 2
+        parsed.append(target)
+    if len(paths) == 1:
+        return run({**given, "target": paths[0]}, args.k, parsed[0])
     from obsconf.reports.matrix import write_matrix
 
-    outs = target_dirs(args.out, targets)
+    outs = target_dirs(given["out"], paths)
     statuses = [
-        run(
-            t, o, args.fault, args.stack_endpoints, args.k, args.stack, args.run_timeout, args.flows
-        )
-        for t, o in zip(targets, outs, strict=True)
+        run({**given, "target": path, "out": out}, args.k, target)
+        for path, out, target in zip(paths, outs, parsed, strict=True)
     ]
-    page = write_matrix(args.out / "matrix.html", [o / "results.json" for o in outs])
+    page = write_matrix(given["out"] / "matrix.html", [o / "results.json" for o in outs])
     print(f"implementations side by side: {page}")
     if 1 in statuses:
         return 1
@@ -170,24 +201,18 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return status
 
 
-def stack_options(p: argparse.ArgumentParser, default_help: str) -> None:
-    from obsconf.stack.backends import STACK_KINDS
-    from obsconf.stack.images import IMAGE_SETS
-
-    p.add_argument("--stack", choices=STACK_KINDS, default=None, help=default_help)
-    p.add_argument(
-        "--images",
-        choices=IMAGE_SETS,
-        default=None,
-        help="container image set: upstream (pulled) or local (`obsconf images`)",
-    )
+def stack_options(p: argparse.ArgumentParser) -> None:
+    """--stack and --images as the suite declares them, for commands that start a stack."""
+    for option in options.OPTIONS:
+        if option.flag in ("--stack", "--images"):
+            p.add_argument(option.flag, **option.kwargs())
 
 
 def apply_images(args: argparse.Namespace) -> None:
     from obsconf.stack.images import SET_ENV
 
-    if getattr(args, "images", None):
-        os.environ[SET_ENV] = args.images  # children (the suite, services) see it too
+    if getattr(args, "obsconf_images", None):
+        os.environ[SET_ENV] = args.obsconf_images  # children (the suite, services) see it too
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -201,76 +226,34 @@ def cmd_images(args: argparse.Namespace) -> int:
         return 1
 
 
-def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.ArgumentParser:
-    """The suite's commands; each extension then adds or changes subcommands (`sub.choices`
-    holds the parsers by name)."""
+Register = Callable[[Commands], None]
+
+
+def program(
+    *, extend: bool = True, also: Sequence[Register] = ()
+) -> tuple[argparse.ArgumentParser, Commands]:
+    """The suite's commands, then those of every `obsconf.commands` entry point (unless
+    `extend` is false) and of `also` (for a checkout run without installed metadata)."""
     parser = argparse.ArgumentParser(prog="obsconf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("install", help="install every stack component (idempotent)")
+    commands = Commands(sub)
+    p = commands.add("install", "install every stack component (idempotent)", cmd_install)
     p.add_argument("--only", action="append", default=[], help="component name")
     p.add_argument("--containers", action="store_true", help="also docker.io and debootstrap (apt)")
     p.add_argument(
         "--no-native", action="store_true", help="skip building the Go/Rust implementations"
     )
-    p.set_defaults(fn=cmd_install)
-    sub.add_parser("doctor", help="what is installed, what is missing").set_defaults(fn=cmd_doctor)
-    p = sub.add_parser("images", help="build the local container images (no registry needed)")
+    commands.add("doctor", "what is installed, what is missing", cmd_doctor)
+    p = commands.add("images", "build the local container images (no registry needed)", cmd_images)
     p.add_argument("components", nargs="*", help="only these (default: all)")
-    p.set_defaults(fn=cmd_images)
-    p = sub.add_parser("down", help="stop a running `obsconf up` (PID or --all if several)")
+    p = commands.add("down", "stop a running `obsconf up` (PID or --all if several)", cmd_down)
     p.add_argument("pid", nargs="?", type=int, default=None, help="the `obsconf up` to stop")
     p.add_argument("--all", action="store_true", help="stop every running `obsconf up`")
-    p.set_defaults(fn=cmd_down)
-    p = sub.add_parser("run", help="run the conformance suite against a target")
-    p.add_argument(
-        "--target",
-        type=Path,
-        action="append",
-        default=None,
-        help="target YAML (default: reference); several: one run each, and a matrix page",
-    )
-    p.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        help="fault mode, passed to the target's start commands as {faults} (repeatable)",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("obsconf-report"),
-        help="where report.html, results.json and junit.xml go",
-    )
-    p.add_argument(
-        "--stack-endpoints",
-        type=Path,
-        default=None,
-        help="reuse a running stack (`obsconf up --json` output)",
-    )
+    p = commands.add("run", "run the conformance suite against a target", cmd_run)
+    options.add_to_argparse(p, several_targets=True)
     p.add_argument("-k", default=None, help="select guarantees, e.g. TRC or 'LOG and not LOAD'")
-    p.add_argument(
-        "--outage-seconds",
-        type=float,
-        default=None,
-        help="how long the RES scenarios keep a dependency down (default 8; a benchmark uses "
-        "one longer than any redelivery budget)",
-    )
-    p.add_argument(
-        "--run-timeout",
-        type=float,
-        default=None,
-        help="seconds the run may take before the test in progress fails naming what it "
-        "waited for (default 900)",
-    )
-    p.add_argument(
-        "--flows",
-        type=int,
-        default=None,
-        help="concurrent user flows of the LOAD family (default 20; e.g. 1000 for a load test)",
-    )
-    stack_options(p, "stack backend (default: $OBSCONF_STACK, else the target's backends.start)")
-    p.set_defaults(fn=cmd_run)
-    p = sub.add_parser("trace", help="fetch a trace, print its tree and any gap")
+    p.set_defaults(run_checks=commands.run_checks)
+    p = commands.add("trace", "fetch a trace, print its tree and any gap", cmd_trace)
     p.add_argument("trace_id")
     p.add_argument("--traces", default=None, help="trace store URL (default: the running stack)")
     p.add_argument(
@@ -279,17 +262,16 @@ def build_parser(*extensions: Callable[[Subcommands], None]) -> argparse.Argumen
         default=None,
         help="target YAML: also check the expected service path",
     )
-    p.set_defaults(fn=cmd_trace)
-    for extend in extensions:
-        extend(sub)
-    return parser
+    registers = [e.load() for e in entry_points(group=COMMANDS_GROUP)] if extend else []
+    for register in dict.fromkeys([*registers, *also]):
+        register(commands)
+    return parser, commands
 
 
-def main(
-    argv: list[str] | None = None, extensions: Sequence[Callable[[Subcommands], None]] = ()
-) -> int:
-    args = build_parser(*extensions).parse_args(argv)
-    return args.fn(args)
+def main(argv: list[str] | None = None, also: Sequence[Register] = ()) -> int:
+    """The `obsconf` entry point."""
+    args = program(also=also)[0].parse_args(argv)
+    return int(args.fn(args))
 
 
 if __name__ == "__main__":

@@ -161,32 +161,35 @@ class TraceparentSeen:
 
 
 @pytest.fixture(scope="module")
-def traceparent_seen(system: System) -> list[TraceparentSeen]:
+def traceparent_seen(obsconf_system: System) -> list[TraceparentSeen]:
     """Every traceparent case sent to the user service, judged once the store holds the spans
     of a traced request sent after them all."""
-    driver = system.driver()
+    driver = obsconf_system.driver()
     sent = []
     for case in TRACEPARENT_CASES:
         ids = Ids.fresh()
         fields = case.render(ids)
         call = (
-            send_raw(system, "user", PATH, fields)
+            send_raw(obsconf_system, "user", PATH, fields)
             if case.raw
             else driver.call("user", "GET", PATH, traced=False, headers=fields)
         )
         sent.append((case, Sent(ids, fields, call)))
     last = driver.call("user", "GET", PATH)
     driver.close()
-    poll_trace_ready(system, last.trace_id)
-    service = system.names["user"]
-    return [TraceparentSeen(case, s, *traceparent_outcome(system, service, s)) for case, s in sent]
+    poll_trace_ready(obsconf_system, last.trace_id)
+    service = obsconf_system.names["user"]
+    return [
+        TraceparentSeen(case, s, *traceparent_outcome(obsconf_system, service, s))
+        for case, s in sent
+    ]
 
 
 @pytest.mark.guarantee("PROP-W3C-TRACEPARENT")
-def test_prop_w3c_traceparent(traceparent_seen: list[TraceparentSeen], evidence) -> None:
+def test_prop_w3c_traceparent(traceparent_seen: list[TraceparentSeen], obsconf_evidence) -> None:
     wrong = []
     for seen in traceparent_seen:
-        evidence(
+        obsconf_evidence(
             kind="compare",
             check=f"traceparent, {seen.case.name} ({seen.case.clause})",
             query=f"{seen.sent.request()}\n-> {seen.sent.call.status}; {seen.detail}",
@@ -261,12 +264,12 @@ def _require_nats(system: System) -> str:
 
 
 @pytest.fixture(scope="module")
-def tracestate_seen(system: System) -> list[TracestateSeen]:
+def tracestate_seen(obsconf_system: System) -> list[TracestateSeen]:
     """Every tracestate case sent with a POST /api/users, with the user.created it caused."""
-    subject = _require_nats(system)
-    driver = system.driver()
+    subject = _require_nats(obsconf_system)
+    driver = obsconf_system.driver()
     sent = []
-    with NatsTap(system.nats_url or "", [subject]) as tap:
+    with NatsTap(obsconf_system.nats_url or "", [subject]) as tap:
         for case in TRACESTATE_CASES:
             ids = Ids.fresh()
             fields = case.render(ids)
@@ -326,13 +329,15 @@ def _judge(seen_all: list[TracestateSeen], problem_of: Problem, rule: Rule, evid
 
 
 @pytest.mark.guarantee("PROP-W3C-TRACESTATE")
-def test_prop_w3c_tracestate(tracestate_seen: list[TracestateSeen], evidence) -> None:
-    wrong = _judge(tracestate_seen, tracestate_problem, lambda case: case.must, evidence)
+def test_prop_w3c_tracestate(tracestate_seen: list[TracestateSeen], obsconf_evidence) -> None:
+    wrong = _judge(tracestate_seen, tracestate_problem, lambda case: case.must, obsconf_evidence)
     assert not wrong, "tracestate not handled as W3C Trace Context requires:\n" + "\n".join(wrong)
 
 
 @pytest.mark.guarantee("PROP-W3C-TRACESTATE-INVALID")
-def test_prop_w3c_tracestate_invalid(tracestate_seen: list[TracestateSeen], evidence) -> None:
+def test_prop_w3c_tracestate_invalid(
+    tracestate_seen: list[TracestateSeen], obsconf_evidence
+) -> None:
     def problem_of(seen: TracestateSeen) -> str | None:
         if seen.message is None:
             return "no user.created message was seen"
@@ -340,7 +345,7 @@ def test_prop_w3c_tracestate_invalid(tracestate_seen: list[TracestateSeen], evid
         return f"an invalid tracestate was passed on: {problem}" if problem else None
 
     invalid = [s for s in tracestate_seen if s.case.required == VALID_ONLY]
-    wrong = _judge(invalid, problem_of, lambda case: (case.required, case.clause), evidence)
+    wrong = _judge(invalid, problem_of, lambda case: (case.required, case.clause), obsconf_evidence)
     assert not wrong, "an invalid tracestate was passed on:\n" + "\n".join(wrong)
 
 
@@ -348,17 +353,21 @@ def test_prop_w3c_tracestate_invalid(tracestate_seen: list[TracestateSeen], evid
 
 
 @pytest.mark.guarantee("PROP-SAMPLED-FLAG")
-def test_prop_sampled_flag(system: System, driver: Driver, evidence) -> None:
-    subject = _require_nats(system)
+def test_prop_sampled_flag(
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+) -> None:
+    subject = _require_nats(obsconf_system)
     ids = Ids.fresh()
     unsampled_header = f"00-{ids.t}-{ids.p}-00"
-    with NatsTap(system.nats_url or "", [subject]) as tap:
-        unsampled = create_user(driver, traced=False, headers={TP: unsampled_header})
-        control = create_user(driver)  # sampled, sent right after: once it is stored, all is
+    with NatsTap(obsconf_system.nats_url or "", [subject]) as tap:
+        unsampled = create_user(obsconf_driver, traced=False, headers={TP: unsampled_header})
+        control = create_user(
+            obsconf_driver
+        )  # sampled, sent right after: once it is stored, all is
         sent = [Sent(ids, [(TP, unsampled_header)], unsampled), Sent(ids, [], control)]
         published = await_published(tap, sent)
-    poll_trace_ready(system, control.trace_id)
-    spans = fetch_trace(system, ids.t)
+    poll_trace_ready(obsconf_system, control.trace_id)
+    spans = fetch_trace(obsconf_system, ids.t)
     message = published.get(_email(unsampled))
     header = message.headers.get(TP, "") if message else None
     problems = []
@@ -375,7 +384,7 @@ def test_prop_sampled_flag(system: System, driver: Driver, evidence) -> None:
         int(header[-2:], 16) & 1
     ):
         problems.append(f"{subject} traceparent {header!r} does not carry the sampled flag off")
-    evidence(
+    obsconf_evidence(
         kind="nats",
         check="a request sent with the sampled flag off (flags 00) stays unsampled",
         query=f"POST {PATH}\ntraceparent: {unsampled_header}\n-> {unsampled.status}; "

@@ -135,10 +135,10 @@ def _machine(system: System, check: str) -> type[RuleBasedStateMachine]:
         pytest.param("traces", marks=pytest.mark.guarantee("TRC-NO-ORPHANS")),
     ],
 )
-def test_random_call_sequences(system: System, check: str) -> None:
+def test_random_call_sequences(obsconf_system: System, check: str) -> None:
     """One guarantee per run, so a metrics fault never reads as a trace failure (or back)."""
     run_state_machine_as_test(
-        _machine(system, check),
+        _machine(obsconf_system, check),
         settings=settings(
             max_examples=2,
             stateful_step_count=6,

@@ -20,7 +20,7 @@ import yaml
 from obsconf.conformance.catalog import Guarantee, catalog
 
 COVERAGE_FILE = Path(__file__).with_name("coverage.yaml")
-DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "coverage.md"
+DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "coverage.md"
 LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY")
 SPEC_KEYS = {"id", "title", "version", "url", "clauses"}
 CLAUSE_KEYS = {"id", "section", "level", "quote", "graded_by", "not_graded", "note"}

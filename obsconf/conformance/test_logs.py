@@ -16,34 +16,36 @@ from obsconf.stack.waiting import PollTimeout, poll
 
 
 @pytest.fixture(scope="module")
-def flow_lines(system: System, flow: Flow) -> dict[str, list]:
+def flow_lines(obsconf_system: System, obsconf_flow: Flow) -> dict[str, list]:
     """Every line each service wrote during the flow (request + asynchronous hops)."""
     poll(
-        lambda: system.logs.lines(system.names["user"], since=flow.call.started - 1),
+        lambda: obsconf_system.logs.lines(
+            obsconf_system.names["user"], since=obsconf_flow.call.started - 1
+        ),
         until=bool,
         timeout=10,
         describe="the flow's first log lines in the log store",
     )
     return {
-        name: lines_between(system, name, flow.call.started, flow.ended)
-        for name in flow.expectation.services
+        name: lines_between(obsconf_system, name, obsconf_flow.call.started, obsconf_flow.ended)
+        for name in obsconf_flow.expectation.services
     }
 
 
 @pytest.fixture(scope="module")
-def in_request(system: System, flow: Flow) -> list:
-    lines = request_lines(system, flow.call)
+def in_request(obsconf_system: System, obsconf_flow: Flow) -> list:
+    lines = request_lines(obsconf_system, obsconf_flow.call)
     assert lines, (
-        f"no {system.names['user']} log line found in the log store for the request "
-        f"window of {flow.call.describe()}"
+        f"no {obsconf_system.names['user']} log line found in the log store for the request "
+        f"window of {obsconf_flow.call.describe()}"
     )
     return lines
 
 
 @pytest.mark.guarantee("LOG-JSON-LINES")
-def test_log_json_lines(flow_lines: dict[str, list], evidence) -> None:
+def test_log_json_lines(flow_lines: dict[str, list], obsconf_evidence) -> None:
     bad = [ln for lines in flow_lines.values() for ln in lines if ln.fields is None]
-    evidence(
+    obsconf_evidence(
         kind="logs",
         check="lines that are not one JSON object",
         seen=[ln.raw for ln in bad[:20]],
@@ -53,14 +55,14 @@ def test_log_json_lines(flow_lines: dict[str, list], evidence) -> None:
 
 
 @pytest.mark.guarantee("LOG-REQUIRED-KEYS")
-def test_log_required_keys(flow_lines: dict[str, list], evidence) -> None:
+def test_log_required_keys(flow_lines: dict[str, list], obsconf_evidence) -> None:
     bad = [
         ln
         for lines in flow_lines.values()
         for ln in lines
         if ln.fields is None or any(key not in ln.fields for key in REQUIRED_KEYS)
     ]
-    evidence(
+    obsconf_evidence(
         kind="logs",
         check=f"lines missing one of {REQUIRED_KEYS}",
         seen=[ln.raw for ln in bad[:20]],
@@ -70,14 +72,14 @@ def test_log_required_keys(flow_lines: dict[str, list], evidence) -> None:
 
 
 @pytest.mark.guarantee("LOG-SERVICE-FIELD")
-def test_log_service_field(flow_lines: dict[str, list], evidence) -> None:
+def test_log_service_field(flow_lines: dict[str, list], obsconf_evidence) -> None:
     bad = [
         (name, ln)
         for name, lines in flow_lines.items()
         for ln in lines
         if ln.get("service") != name
     ]
-    evidence(
+    obsconf_evidence(
         kind="logs",
         check="lines whose service field is not the writer",
         seen=[f"{name}: {ln.raw}" for name, ln in bad[:20]],
@@ -89,34 +91,34 @@ def test_log_service_field(flow_lines: dict[str, list], evidence) -> None:
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-IN-REQUEST")
-def test_log_trace_id_in_request(flow: Flow, in_request: list, evidence) -> None:
-    bad = [ln for ln in in_request if ln.get("trace_id") != flow.trace_id]
-    evidence(
+def test_log_trace_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+    bad = [ln for ln in in_request if ln.get("trace_id") != obsconf_flow.trace_id]
+    obsconf_evidence(
         kind="logs",
         check="request lines without the request's trace_id",
-        expected=flow.trace_id,
+        expected=obsconf_flow.trace_id,
         seen=[ln.raw for ln in bad[:20]],
     )
     assert not bad, (
         f"{len(bad)} of {len(in_request)} line(s) written during "
-        f"{flow.call.describe()} do not carry trace_id {flow.trace_id}:\n"
+        f"{obsconf_flow.call.describe()} do not carry trace_id {obsconf_flow.trace_id}:\n"
         f"{describe_lines(bad)}"
     )
 
 
 @pytest.mark.guarantee("LOG-SPAN-ID-IN-REQUEST")
-def test_log_span_id_in_request(flow: Flow, in_request: list, evidence) -> None:
-    span_ids = {s.span_id for s in flow.spans}
+def test_log_span_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+    span_ids = {s.span_id for s in obsconf_flow.spans}
     bad = [ln for ln in in_request if ln.get("span_id") not in span_ids]
-    evidence(
+    obsconf_evidence(
         kind="logs",
         check="request lines whose span_id is not a span of the trace",
         expected=sorted(span_ids),
         seen=[ln.raw for ln in bad[:20]],
     )
     assert not bad, (
-        f"{len(bad)} line(s) written during {flow.call.describe()} carry a span_id "
-        f"that is not a span of trace {flow.trace_id}:\n{describe_lines(bad)}"
+        f"{len(bad)} line(s) written during {obsconf_flow.call.describe()} carry a span_id "
+        f"that is not a span of trace {obsconf_flow.trace_id}:\n{describe_lines(bad)}"
     )
 
 
@@ -139,34 +141,39 @@ def _await_lines_with_trace(
 
 
 @pytest.mark.guarantee("LOG-FINDABLE-BY-TRACE")
-def test_log_findable_by_trace(system: System, flow: Flow, evidence) -> None:
-    service = system.names["user"]
+def test_log_findable_by_trace(
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+) -> None:
+    service = obsconf_system.names["user"]
     _await_lines_with_trace(
-        system,
+        obsconf_system,
         service,
-        flow.trace_id,
-        evidence,
+        obsconf_flow.trace_id,
+        obsconf_evidence,
         "lines found by service and trace_id",
         lambda: (
-            f"no {service} line found by trace_id {flow.trace_id} (request {flow.call.describe()})"
+            f"no {service} line found by trace_id {obsconf_flow.trace_id} "
+            f"(request {obsconf_flow.call.describe()})"
         ),
     )
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
-def test_log_trace_id_resolves(system: System, flow_lines: dict[str, list], evidence) -> None:
+def test_log_trace_id_resolves(
+    obsconf_system: System, flow_lines: dict[str, list], obsconf_evidence
+) -> None:
     trace_ids = {ln.get("trace_id") for lines in flow_lines.values() for ln in lines} - {None, ""}
     assert trace_ids, "no line of the flow carries a trace_id"
     missing = []
     for trace_id in sorted(trace_ids):
         try:
-            system.traces.trace(trace_id)
+            obsconf_system.traces.trace(trace_id)
         except TraceNotFound:
             missing.append(trace_id)
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="trace ids in the logs found in the trace store",
-        query=system.traces.trace_url("<id>"),
+        query=obsconf_system.traces.trace_url("<id>"),
         expected=sorted(trace_ids),
         seen=missing,
     )
@@ -195,15 +202,19 @@ def _consume_span(flow: Flow, hop: Hop) -> Span:
 
 
 @pytest.mark.guarantee("LOG-CONSUMER-CORRELATED")
-def test_log_consumer_correlated(system: System, flow: Flow, evidence) -> None:
+def test_log_consumer_correlated(
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+) -> None:
     """Each consumer's lines are found by the trace id of its consume span: the flow's trace,
     or, where consumers link, the linked trace that span roots."""
-    for hop in flow.expectation.hops:
-        consume = _consume_span(flow, hop)
+    for hop in obsconf_flow.expectation.hops:
+        consume = _consume_span(obsconf_flow, hop)
         service = hop.consumer_service
 
         def explain(service: str = service, consume: Span = consume) -> str:
-            window = lines_between(system, service, flow.call.started, flow.ended)
+            window = lines_between(
+                obsconf_system, service, obsconf_flow.call.started, obsconf_flow.ended
+            )
             return (
                 f"{service} wrote no line with trace_id {consume.trace_id} (the trace of its "
                 f"consume span {consume.span_id}) while processing the flow's message; its "
@@ -211,35 +222,37 @@ def test_log_consumer_correlated(system: System, flow: Flow, evidence) -> None:
             )
 
         _await_lines_with_trace(
-            system,
+            obsconf_system,
             service,
             consume.trace_id,
-            evidence,
+            obsconf_evidence,
             f"{service} lines carrying the trace_id of its consume span",
             explain,
         )
 
 
 @pytest.mark.guarantee("LOG-CONSUMER-EVERY-LINE")
-def test_log_consumer_every_line(system: System, flow: Flow, evidence) -> None:
+def test_log_consumer_every_line(
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+) -> None:
     """Every line a consumer writes between the publish of the flow's message and the end of
     its consume span carries the consume span's trace_id and a span_id of that trace."""
     problems = []
-    for hop in flow.expectation.hops:
-        publish, consume = _hop_spans(flow, hop.subject)
-        consume = consume or _consume_span(flow, hop)
+    for hop in obsconf_flow.expectation.hops:
+        publish, consume = _hop_spans(obsconf_flow, hop.subject)
+        consume = consume or _consume_span(obsconf_flow, hop)
         since = (publish or consume).start_ns / 1e9
-        lines = lines_between(system, hop.consumer_service, since, consume.end_ns / 1e9)
-        span_ids = {s.span_id for s in flow.traces.get(consume.trace_id, [])}
+        lines = lines_between(obsconf_system, hop.consumer_service, since, consume.end_ns / 1e9)
+        span_ids = {s.span_id for s in obsconf_flow.traces.get(consume.trace_id, [])}
         bad = [
             ln
             for ln in lines
             if ln.get("trace_id") != consume.trace_id or ln.get("span_id") not in span_ids
         ]
-        evidence(
+        obsconf_evidence(
             kind="logs",
             check=f"{hop.consumer_service} lines while processing {hop.subject}",
-            query=system.logs.query_text(hop.consumer_service, since=since),
+            query=obsconf_system.logs.query_text(hop.consumer_service, since=since),
             expected=f"trace_id {consume.trace_id} and a span_id of that trace on all "
             f"{len(lines)} line(s)",
             seen=[ln.raw for ln in bad[:20]] or "all correlated",
@@ -256,17 +269,17 @@ def test_log_consumer_every_line(system: System, flow: Flow, evidence) -> None:
 
 
 @pytest.mark.guarantee("LOG-REQUEST-ID")
-def test_log_request_id(flow: Flow, in_request: list, evidence) -> None:
-    bad = [ln for ln in in_request if ln.get("request_id") != flow.call.request_id]
-    evidence(
+def test_log_request_id(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+    bad = [ln for ln in in_request if ln.get("request_id") != obsconf_flow.call.request_id]
+    obsconf_evidence(
         kind="logs",
         check="request lines without the X-Request-ID sent",
-        expected=flow.call.request_id,
+        expected=obsconf_flow.call.request_id,
         seen=[ln.raw for ln in bad[:20]],
     )
     assert not bad, (
-        f"{len(bad)} line(s) written during {flow.call.describe()} do not carry "
-        f"request_id {flow.call.request_id}:\n{describe_lines(bad)}"
+        f"{len(bad)} line(s) written during {obsconf_flow.call.describe()} do not carry "
+        f"request_id {obsconf_flow.call.request_id}:\n{describe_lines(bad)}"
     )
 
 
@@ -307,5 +320,5 @@ def check_no_log_loss(system: System, evidence, after: float) -> None:
 
 
 @pytest.mark.guarantee("LOG-NO-LOSS")
-def test_log_no_loss(system: System, flow: Flow, evidence) -> None:
-    check_no_log_loss(system, evidence, after=flow.ended)
+def test_log_no_loss(obsconf_system: System, obsconf_flow: Flow, obsconf_evidence) -> None:
+    check_no_log_loss(obsconf_system, obsconf_evidence, after=obsconf_flow.ended)

@@ -96,15 +96,15 @@ def _snapshots(system: System) -> tuple[dict, dict]:
 
 
 @pytest.fixture(scope="module")
-def round_(system: System) -> Round:
+def round_(obsconf_system: System) -> Round:
     """Send the mix: creates (201), invalid creates to every service (422), reads (200),
     unknown ids (404)."""
-    driver = system.driver()
+    driver = obsconf_system.driver()
     now = time.time()
-    for role in system.names:  # requests of earlier tests are counted before the snapshot
-        await_scrape_after(system.prometheus, system.names[role], now)
-    before, duration_before = _snapshots(system)
-    seconds_before = _seconds(system)
+    for role in obsconf_system.names:  # requests of earlier tests are counted before the snapshot
+        await_scrape_after(obsconf_system.prometheus, obsconf_system.names[role], now)
+    before, duration_before = _snapshots(obsconf_system)
+    seconds_before = _seconds(obsconf_system)
     created = [create_user(driver) for _ in range(2)]
     bad = driver.call("user", "POST", "/api/users", json={"name": "x", "email": "not-an-email"})
     for call in created:
@@ -120,12 +120,12 @@ def round_(system: System) -> Round:
     driver.call("order", "POST", "/api/orders", json={"user_id": 0, "items": []})
     driver.call("inventory", "POST", "/api/inventory", json={"sku": "", "qty": 0})
     assert bad.status == 422, f"an invalid email should answer 422, got {bad.status}"
-    expected = {role: expected_requests(driver.calls, role) for role in system.names}
+    expected = {role: expected_requests(driver.calls, role) for role in obsconf_system.names}
     last = max(c.ended for c in driver.calls)
-    for role in system.names:
-        await_scrape_after(system.prometheus, system.names[role], last)
-    after, duration_after = _snapshots(system)
-    seconds_after = _seconds(system)
+    for role in obsconf_system.names:
+        await_scrape_after(obsconf_system.prometheus, obsconf_system.names[role], last)
+    after, duration_after = _snapshots(obsconf_system)
+    seconds_after = _seconds(obsconf_system)
     driver.close()
     return Round(
         expected,
@@ -137,74 +137,79 @@ def round_(system: System) -> Round:
         paths=[c.path for c in driver.calls],
         seconds_before=seconds_before,
         seconds_after=seconds_after,
-        latencies={role: client_latencies(driver.calls, role) for role in system.names},
+        latencies={role: client_latencies(driver.calls, role) for role in obsconf_system.names},
     )
 
 
 @pytest.mark.guarantee("MET-EXPOSITION-PARSES")
-def test_met_exposition_parses(system: System, evidence) -> None:
-    for role, url in system.urls.items():
+def test_met_exposition_parses(obsconf_system: System, obsconf_evidence) -> None:
+    for role, url in obsconf_system.urls.items():
         body = httpx.get(f"{url}/metrics", timeout=5).text
         try:
             names = {family.name for family in text_string_to_metric_families(body)}
         except ValueError as error:
-            evidence(kind="exposition", check=f"{url}/metrics parses", seen=str(error))
+            obsconf_evidence(kind="exposition", check=f"{url}/metrics parses", seen=str(error))
             raise AssertionError(
-                f"{system.names[role]} /metrics is not valid Prometheus text format: {error}"
+                f"{obsconf_system.names[role]} /metrics is not valid Prometheus text format: "
+                f"{error}"
             ) from None
-        requests = system.target.metrics["requests"].removesuffix("_total")
-        assert requests in names, f"{system.names[role]} /metrics has no {requests} family"
+        requests = obsconf_system.target.metrics["requests"].removesuffix("_total")
+        assert requests in names, f"{obsconf_system.names[role]} /metrics has no {requests} family"
 
 
 @pytest.mark.guarantee("MET-TARGET-UP")
-def test_met_target_up(system: System, evidence) -> None:
-    for name in system.names.values():
+def test_met_target_up(obsconf_system: System, obsconf_evidence) -> None:
+    for name in obsconf_system.names.values():
         query = f'max(up{{job="{name}"}})'
         try:
             value = poll(
-                lambda q=query: system.prometheus.value(q),
+                lambda q=query: obsconf_system.prometheus.value(q),
                 until=lambda v: v == 1,
                 timeout=5,
                 describe=query,
             )
         except PollTimeout:
-            value = system.prometheus.value(query)
-        check_equal(f"Prometheus scrapes {name}", query, 1.0, value, evidence)
+            value = obsconf_system.prometheus.value(query)
+        check_equal(f"Prometheus scrapes {name}", query, 1.0, value, obsconf_evidence)
 
 
 @pytest.mark.guarantee("MET-REQUESTS-EXACT")
-def test_met_requests_exact(system: System, round_: Round, evidence) -> None:
-    for role in system.names:
+def test_met_requests_exact(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+    for role in obsconf_system.names:
         seen = delta(round_.before[role], round_.after[role])
         check_equal(
-            f"{system.names[role]}: http requests counted per method/route/status",
-            _requests(system, role),
+            f"{obsconf_system.names[role]}: http requests counted per method/route/status",
+            _requests(obsconf_system, role),
             format_counts(round_.expected[role]),
             format_counts(seen),
-            evidence,
+            obsconf_evidence,
         )
 
 
 @pytest.mark.guarantee("MET-ERRORS-COUNTED")
-def test_met_errors_counted(system: System, round_: Round, evidence) -> None:
-    for role in system.names:
+def test_met_errors_counted(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+    for role in obsconf_system.names:
         errors = Counter({k: v for k, v in round_.expected[role].items() if k[2] >= "400"})
         seen = delta(round_.before[role], round_.after[role])
         seen_errors = Counter({k: v for k, v in seen.items() if k[2] >= "400"})
         check_equal(
-            f"{system.names[role]}: 4xx responses counted with their status",
-            _requests(system, role),
+            f"{obsconf_system.names[role]}: 4xx responses counted with their status",
+            _requests(obsconf_system, role),
             format_counts(errors),
             format_counts(seen_errors),
-            evidence,
+            obsconf_evidence,
         )
 
 
 @pytest.mark.guarantee("MET-ROUTE-TEMPLATE")
-def test_met_route_template(system: System, round_: Round, evidence) -> None:
-    routes = {k[1] for role in system.names for k in delta(round_.before[role], round_.after[role])}
+def test_met_route_template(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+    routes = {
+        k[1]
+        for role in obsconf_system.names
+        for k in delta(round_.before[role], round_.after[role])
+    }
     expected = {k[1] for counts in round_.expected.values() for k in counts}
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="endpoint label values",
         query="http_requests_total",
@@ -217,13 +222,13 @@ def test_met_route_template(system: System, round_: Round, evidence) -> None:
 
 
 @pytest.mark.guarantee("MET-ROUTE-CARDINALITY")
-def test_met_route_cardinality(system: System, round_: Round, evidence) -> None:
+def test_met_route_cardinality(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
     after_routes = {k[1] for k in round_.after["user"]}
     concrete = sorted(r for r in after_routes if any(str(i) in r for i in UNKNOWN_IDS))
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="endpoint values naming concrete ids",
-        query=_requests(system, "user"),
+        query=_requests(obsconf_system, "user"),
         expected=[],
         seen=concrete,
     )
@@ -231,14 +236,14 @@ def test_met_route_cardinality(system: System, round_: Round, evidence) -> None:
 
 
 @pytest.mark.guarantee("MET-HISTOGRAM-CUMULATIVE")
-def test_met_histogram_cumulative(system: System, round_: Round, evidence) -> None:
-    metric = system.target.metrics["duration"]
-    for name in system.names.values():
-        label = system.target.labels["service"]
-        buckets = system.prometheus.query(f'{metric}_bucket{{{label}="{name}"}}')
+def test_met_histogram_cumulative(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+    metric = obsconf_system.target.metrics["duration"]
+    for name in obsconf_system.names.values():
+        label = obsconf_system.target.labels["service"]
+        buckets = obsconf_system.prometheus.query(f'{metric}_bucket{{{label}="{name}"}}')
         counts = {
             tuple(sorted((k, v) for k, v in s.labels.items() if k != "__name__")): s.value
-            for s in system.prometheus.query(f'{metric}_count{{{label}="{name}"}}')
+            for s in obsconf_system.prometheus.query(f'{metric}_count{{{label}="{name}"}}')
         }
         series: dict[tuple, list[tuple[float, float]]] = {}
         for sample in buckets:
@@ -260,21 +265,23 @@ def test_met_histogram_cumulative(system: System, round_: Round, evidence) -> No
 
 
 @pytest.mark.guarantee("MET-HISTOGRAM-COUNT-MATCHES")
-def test_met_histogram_count_matches(system: System, round_: Round, evidence) -> None:
-    for role in system.names:
+def test_met_histogram_count_matches(
+    obsconf_system: System, round_: Round, obsconf_evidence
+) -> None:
+    for role in obsconf_system.names:
         requests = delta(round_.before[role], round_.after[role])
         durations = delta(round_.duration_before[role], round_.duration_after[role])
         check_equal(
-            f"{system.names[role]}: duration _count rises as the request counter does",
-            f"{_durations(system, role)} vs {_requests(system, role)}",
+            f"{obsconf_system.names[role]}: duration _count rises as the request counter does",
+            f"{_durations(obsconf_system, role)} vs {_requests(obsconf_system, role)}",
             format_counts(requests),
             format_counts(durations),
-            evidence,
+            obsconf_evidence,
         )
 
 
 @pytest.mark.guarantee("MET-DURATION-UNIT")
-def test_met_duration_unit(system: System, round_: Round, evidence) -> None:
+def test_met_duration_unit(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
     """The duration histogram observes seconds, judged against what the client measured.
 
     Ceiling, per route and per service in total: a server cannot take longer than its client
@@ -289,30 +296,31 @@ def test_met_duration_unit(system: System, round_: Round, evidence) -> None:
     still passes) and one 1000x too small stays below 0.1 %.
     """
     problems = []
-    for role, name in system.names.items():
+    for role, name in obsconf_system.names.items():
         server = delta(round_.seconds_before[role], round_.seconds_after[role])
         client = round_.latencies[role]
-        evidence(
+        obsconf_evidence(
             kind="compare",
             check=f"{name}: duration _sum per route <= client latency * 1.1 + 0.25 s",
-            query=_duration_sums(system, role),
+            query=_duration_sums(obsconf_system, role),
             expected=format_seconds(client),
             seen=format_seconds(server),
         )
         problems += [
             f"{name} {what}: server observed {s:.4f} s > ceiling {duration_ceiling(c):.4f} s "
-            f"(client measured {c:.4f} s)\n  query: {_duration_sums(system, role)}"
+            f"(client measured {c:.4f} s)\n  query: {_duration_sums(obsconf_system, role)}"
             for what, s, c in duration_excesses(server, client)
         ]
     server_total = sum(
-        sum(delta(round_.seconds_before[r], round_.seconds_after[r]).values()) for r in system.names
+        sum(delta(round_.seconds_before[r], round_.seconds_after[r]).values())
+        for r in obsconf_system.names
     )
-    client_total = sum(sum(round_.latencies[r].values()) for r in system.names)
+    client_total = sum(sum(round_.latencies[r].values()) for r in obsconf_system.names)
     if server_total < duration_floor(client_total):
         problems.append(
             f"all services: server observed {server_total:.6f} s < floor "
             f"{duration_floor(client_total):.6f} s (client measured {client_total:.4f} s)\n"
-            f"  query: {system.target.metrics['duration']}_sum of each service"
+            f"  query: {obsconf_system.target.metrics['duration']}_sum of each service"
         )
     if problems:
         raise AssertionError("the duration histogram is not in seconds:\n" + "\n".join(problems))
@@ -324,28 +332,38 @@ def _invalid_users() -> list[dict[str, str]]:
 
 
 @pytest.mark.guarantee("MET-BUSINESS-COMMITTED")
-def test_met_business_committed(system: System, driver: Driver, evidence) -> None:
+def test_met_business_committed(
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+) -> None:
     """One user committed, one duplicate (409) and invalid payloads (422): the business counter
     rises by exactly the committed one."""
-    query = _business(system, "user", "users_created")
-    await_scrape_after(system.prometheus, system.names["user"], time.time())
-    before = system.prometheus.value(query) or 0.0
+    query = _business(obsconf_system, "user", "users_created")
+    await_scrape_after(obsconf_system.prometheus, obsconf_system.names["user"], time.time())
+    before = obsconf_system.prometheus.value(query) or 0.0
     user = {"name": "Ada Conformance", "email": unique_email()}
-    created = driver.call("user", "POST", "/api/users", json=user)
-    duplicate = driver.call("user", "POST", "/api/users", json={**user, "name": "Ada Again"})
-    invalid = [driver.call("user", "POST", "/api/users", json=body) for body in _invalid_users()]
+    created = obsconf_driver.call("user", "POST", "/api/users", json=user)
+    duplicate = obsconf_driver.call(
+        "user", "POST", "/api/users", json={**user, "name": "Ada Again"}
+    )
+    invalid = [
+        obsconf_driver.call("user", "POST", "/api/users", json=body) for body in _invalid_users()
+    ]
     assert created.status == 201, f"a new user should answer 201: {created.describe()}"
     assert duplicate.status == 409, f"a duplicate email should answer 409: {duplicate.describe()}"
     for call in invalid:
         assert call.status == 422, f"an invalid payload should answer 422: {call.describe()}"
-    await_scrape_after(system.prometheus, system.names["user"], max(c.ended for c in driver.calls))
-    after = system.prometheus.value(query) or 0.0
+    await_scrape_after(
+        obsconf_system.prometheus,
+        obsconf_system.names["user"],
+        max(c.ended for c in obsconf_driver.calls),
+    )
+    after = obsconf_system.prometheus.value(query) or 0.0
     check_equal(
         "users_created rises by the committed user only (not the 409, not the 422s)",
         query,
         1.0,
         after - before,
-        evidence,
+        obsconf_evidence,
     )
 
 
@@ -384,36 +402,44 @@ def settled_value(system: System, query: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def business_round(system: System) -> dict[str, tuple[str, float, float, float]]:
+def business_round(obsconf_system: System) -> dict[str, tuple[str, float, float, float]]:
     """Create users; read business and event counters before and after their flows."""
-    subject = system.target.subjects["user_created"]
+    subject = obsconf_system.target.subjects["user_created"]
     queries = {
-        "users_created": (_business(system, "user", "users_created"), 2),
-        "welcome_orders_created": (_business(system, "order", "welcome_orders_created"), 2),
-        "events_published": (_business(system, "user", "events_published", subject=subject), 2),
-        "events_consumed": (_business(system, "order", "events_consumed", subject=subject), 2),
+        "users_created": (_business(obsconf_system, "user", "users_created"), 2),
+        "welcome_orders_created": (_business(obsconf_system, "order", "welcome_orders_created"), 2),
+        "events_published": (
+            _business(obsconf_system, "user", "events_published", subject=subject),
+            2,
+        ),
+        "events_consumed": (
+            _business(obsconf_system, "order", "events_consumed", subject=subject),
+            2,
+        ),
     }
-    before = {k: settled_value(system, q) for k, (q, _) in queries.items()}
-    driver = system.driver()
+    before = {k: settled_value(obsconf_system, q) for k, (q, _) in queries.items()}
+    driver = obsconf_system.driver()
     calls = [create_user(driver) for _ in range(2)]
     driver.close()
     assert all(c.status == 201 for c in calls), [c.describe() for c in calls]
     result = {}
     for key, (query, expected) in queries.items():
-        after = _await_business(system, query, before[key], expected)
+        after = _await_business(obsconf_system, query, before[key], expected)
         result[key] = (query, before[key], float(expected), (after or 0) - before[key])
     return result
 
 
 @pytest.mark.guarantee("MET-BUSINESS-COUNTERS")
-def test_met_business_counters(business_round: dict, evidence) -> None:
+def test_met_business_counters(business_round: dict, obsconf_evidence) -> None:
     for key in ("users_created", "welcome_orders_created"):
         query, _, expected, seen = business_round[key]
-        check_equal(f"{key} rises by the entities created", query, expected, seen, evidence)
+        check_equal(f"{key} rises by the entities created", query, expected, seen, obsconf_evidence)
 
 
 @pytest.mark.guarantee("MET-EVENT-COUNTERS")
-def test_met_event_counters(business_round: dict, evidence) -> None:
+def test_met_event_counters(business_round: dict, obsconf_evidence) -> None:
     for key in ("events_published", "events_consumed"):
         query, _, expected, seen = business_round[key]
-        check_equal(f"{key} rises by the events of the flows", query, expected, seen, evidence)
+        check_equal(
+            f"{key} rises by the events of the flows", query, expected, seen, obsconf_evidence
+        )

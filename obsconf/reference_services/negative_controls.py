@@ -38,11 +38,11 @@ from typing import Any
 import yaml
 
 from obsconf.conformance.catalog import FAMILIES, Guarantee, catalog
-from obsconf.conformance.runner import SUITE_DIR
+from obsconf.conformance.runner import DEFAULT_TARGET, suite_args
 from obsconf.reference_services.faults import FAULTS
 
 TABLE_FILE = Path(__file__).with_name("negative_controls.yaml")
-REPO = SUITE_DIR.parent
+REPO = Path(__file__).resolve().parents[2]  # the checkout: other implementations' tables
 
 
 # --- the table ---------------------------------------------------------------------------------
@@ -162,34 +162,22 @@ def run_suite(
     fault: str,
     stack_endpoints: Path,
     target: Path | None = None,
-    extra: tuple[str, ...] = (),
+    select: str | None = None,
     families: list[str] | None = None,
 ) -> dict:
-    """Run the conformance suite once (with `fault` if given; only `families` if given);
-    return its JSON results."""
+    """Run the conformance suite once in a child process (with `fault` if given; only
+    `families`, or `select`, if given); return its JSON results."""
     with tempfile.TemporaryDirectory(prefix="obsconf-matrix-") as scratch:
         results = Path(scratch) / "results.json"
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(SUITE_DIR),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(REPO),
-            f"--stack-endpoints={stack_endpoints}",
-            f"--results={results}",
-            f"--flows={MATRIX_FLOWS}",
-            *extra,
-        ]
-        if target is not None:
-            command.append(f"--target={target}")
-        if fault:
-            command.append(f"--fault={fault}")
-        if families:
-            command += ["-k", " or ".join(families)]
+        given = {
+            "target": target or DEFAULT_TARGET,
+            "stack_endpoints": stack_endpoints,
+            "results": results,
+            "flows": MATRIX_FLOWS,
+            "fault": [fault] if fault else [],
+        }
+        selected = " or ".join(families) if families else select
+        command = [sys.executable, "-m", "pytest", *suite_args(given, selected)]
         proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
         if not results.exists():
             raise RuntimeError(

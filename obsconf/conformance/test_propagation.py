@@ -24,19 +24,21 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 
 @pytest.fixture(scope="module")
-def continued(system: System) -> tuple:
+def continued(obsconf_system: System) -> tuple:
     """A traced GET and the server spans found under the trace id the suite sent."""
-    driver = system.driver()
+    driver = obsconf_system.driver()
     call = get_user(driver, 1)
     driver.close()
-    spans = poll_trace_ready(system, call.sent_trace_id)
+    spans = poll_trace_ready(obsconf_system, call.sent_trace_id)
     return call, [s for s in spans if s.kind == "SERVER"]
 
 
 @pytest.mark.guarantee("PROP-TRACEPARENT-CONTINUED")
-def test_prop_traceparent_continued(system: System, continued: tuple, evidence) -> None:
+def test_prop_traceparent_continued(
+    obsconf_system: System, continued: tuple, obsconf_evidence
+) -> None:
     call, servers = continued
-    evidence(
+    obsconf_evidence(
         kind="trace",
         check="server span under the trace id sent",
         trace_id=call.trace_id,
@@ -48,12 +50,12 @@ def test_prop_traceparent_continued(system: System, continued: tuple, evidence) 
     assert servers, (
         f"no server span under trace id {call.trace_id} sent in traceparent with "
         f"{call.describe()}: the incoming context was not continued "
-        f"({system.traces.trace_url(call.trace_id or '')})"
+        f"({obsconf_system.traces.trace_url(call.trace_id or '')})"
     )
 
 
 @pytest.mark.guarantee("PROP-PARENT-IS-CALLER")
-def test_prop_parent_is_caller(continued: tuple, evidence) -> None:
+def test_prop_parent_is_caller(continued: tuple, obsconf_evidence) -> None:
     call, servers = continued
     assert servers, f"no server span under the trace id sent with {call.describe()}"
     check_equal(
@@ -61,7 +63,7 @@ def test_prop_parent_is_caller(continued: tuple, evidence) -> None:
         call.describe(),
         call.client_span_id,
         servers[0].parent_span_id,
-        evidence,
+        obsconf_evidence,
     )
 
 
@@ -88,27 +90,31 @@ def _message_problems(
 
 
 @pytest.mark.guarantee("PROP-NATS-HEADERS")
-def test_prop_nats_headers(system: System, flow: Flow, evidence) -> None:
+def test_prop_nats_headers(obsconf_system: System, obsconf_flow: Flow, obsconf_evidence) -> None:
     problems = _message_problems(
-        system, flow, lambda headers: traceparent_problem(headers, list(flow.traces))
+        obsconf_system,
+        obsconf_flow,
+        lambda headers: traceparent_problem(headers, list(obsconf_flow.traces)),
     )
-    evidence(
+    obsconf_evidence(
         kind="nats",
         check="traceparent in NATS message headers",
-        expected=f"00-<a trace of the flow: {', '.join(flow.traces)}>-<span>-01",
-        seen=[f"{m.subject}: {m.headers}" for m in flow.messages],
+        expected=f"00-<a trace of the flow: {', '.join(obsconf_flow.traces)}>-<span>-01",
+        seen=[f"{m.subject}: {m.headers}" for m in obsconf_flow.messages],
     )
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.guarantee("PROP-REQUEST-ID-ON-NATS")
-def test_prop_request_id_on_nats(system: System, flow: Flow, evidence) -> None:
+def test_prop_request_id_on_nats(
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+) -> None:
     """The request's X-Request-ID rides on the messages of every hop, so the lines a consumer
     writes can be tied to the request that caused them even without a trace."""
 
     def problem_of(headers: dict[str, str]) -> str | None:
         seen = headers.get(REQUEST_ID_HEADER)
-        if seen == flow.call.request_id:
+        if seen == obsconf_flow.call.request_id:
             return None
         other = next((k for k in headers if k.lower() == REQUEST_ID_HEADER.lower()), None)
         if seen is None and other is not None:
@@ -116,28 +122,30 @@ def test_prop_request_id_on_nats(system: System, flow: Flow, evidence) -> None:
                 f"no '{REQUEST_ID_HEADER}' header, but '{other}' ({headers[other]!r}): NATS "
                 "header names are case-sensitive"
             )
-        return f"{REQUEST_ID_HEADER} is {seen!r}, the request sent {flow.call.request_id!r}"
+        return f"{REQUEST_ID_HEADER} is {seen!r}, the request sent {obsconf_flow.call.request_id!r}"
 
-    problems = _message_problems(system, flow, problem_of)
-    evidence(
+    problems = _message_problems(obsconf_system, obsconf_flow, problem_of)
+    obsconf_evidence(
         kind="nats",
         check="X-Request-ID in the headers of the flow's NATS messages",
-        expected=flow.call.request_id,
-        seen=[f"{m.subject}: {m.headers.get(REQUEST_ID_HEADER)!r}" for m in flow.messages],
+        expected=obsconf_flow.call.request_id,
+        seen=[f"{m.subject}: {m.headers.get(REQUEST_ID_HEADER)!r}" for m in obsconf_flow.messages],
     )
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.guarantee("PROP-TRACESTATE-PASSED")
-def test_prop_tracestate_passed(system: System, flow: Flow, evidence) -> None:
+def test_prop_tracestate_passed(
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+) -> None:
     """The request's own message carries its tracestate; so does the message its consumer
     publishes when the consumer continues the trace (`parent`). Under `link` the consumer
     begins a trace of its own, which rightly starts with no tracestate."""
-    subjects = [system.target.subjects["user_created"]]
-    if system.target.consumer_relation == "parent":
-        subjects.append(system.target.subjects["order_created"])
+    subjects = [obsconf_system.target.subjects["user_created"]]
+    if obsconf_system.target.consumer_relation == "parent":
+        subjects.append(obsconf_system.target.subjects["order_created"])
     seen = {
-        subject: [m.headers.get("tracestate") for m in _messages(flow, subject)]
+        subject: [m.headers.get("tracestate") for m in _messages(obsconf_flow, subject)]
         for subject in subjects
     }
     missing = [subject for subject, states in seen.items() if not states]
@@ -148,16 +156,18 @@ def test_prop_tracestate_passed(system: System, flow: Flow, evidence) -> None:
         f"NATS subscription on {', '.join(subjects)}",
         {subject: [TRACESTATE] * len(states) for subject, states in seen.items()},
         seen,
-        evidence,
+        obsconf_evidence,
     )
 
 
 @pytest.mark.guarantee("PROP-MALFORMED-NEW-TRACE")
-def test_prop_malformed_new_trace(system: System, driver: Driver, evidence) -> None:
-    call = driver.call(
+def test_prop_malformed_new_trace(
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+) -> None:
+    call = obsconf_driver.call(
         "user", "GET", "/api/users", traced=False, headers={"traceparent": MALFORMED}
     )
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="answer to a malformed traceparent",
         query=call.describe(),
@@ -168,9 +178,9 @@ def test_prop_malformed_new_trace(system: System, driver: Driver, evidence) -> N
         f"a malformed traceparent {MALFORMED!r} was answered with {call.status}: it must be "
         f"ignored (a new trace started), not rejected"
     )
-    service = system.names["user"]
+    service = obsconf_system.names["user"]
     if call.trace_id:  # the service answered with traceresponse: look the new trace up
-        spans = poll_trace_ready(system, call.trace_id)
+        spans = poll_trace_ready(obsconf_system, call.trace_id)
         assert any(s.kind == "SERVER" for s in spans), (
             f"traceresponse named trace {call.trace_id}, which holds no server span"
         )
@@ -178,7 +188,7 @@ def test_prop_malformed_new_trace(system: System, driver: Driver, evidence) -> N
 
     try:
         poll(
-            lambda: server_traces_between(system, service, call.started, call.ended),
+            lambda: server_traces_between(obsconf_system, service, call.started, call.ended),
             until=bool,
             timeout=10,
             describe=f"a new {service} trace",
@@ -191,16 +201,16 @@ def test_prop_malformed_new_trace(system: System, driver: Driver, evidence) -> N
 
 
 @pytest.mark.guarantee("PROP-REQUEST-ID-ECHOED")
-def test_prop_request_id_echoed(driver: Driver, evidence) -> None:
-    given = driver.call("user", "GET", "/api/users", request_id="obsconf-echo-check")
+def test_prop_request_id_echoed(obsconf_driver: Driver, obsconf_evidence) -> None:
+    given = obsconf_driver.call("user", "GET", "/api/users", request_id="obsconf-echo-check")
     check_equal(
         "X-Request-ID sent is echoed",
         given.describe(),
         "obsconf-echo-check",
         given.response_headers.get("x-request-id"),
-        evidence,
+        obsconf_evidence,
     )
-    generated = driver.call("user", "GET", "/api/users", request_id=None)
+    generated = obsconf_driver.call("user", "GET", "/api/users", request_id=None)
     assert generated.response_headers.get("x-request-id"), (
         f"{generated.describe()} sent no X-Request-ID and got none back: one should be generated"
     )

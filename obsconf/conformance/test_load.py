@@ -55,20 +55,20 @@ def _progress(config: pytest.Config):
 
 
 @pytest.fixture(scope="module")
-def load(system: System, pytestconfig: pytest.Config) -> Load:
-    target = system.target
-    flows = int(pytestconfig.getoption("flows"))
+def load(obsconf_system: System, pytestconfig: pytest.Config) -> Load:
+    target = obsconf_system.target
+    flows = int(pytestconfig.getoption("--flows"))
     labels = [target.labels[k] for k in ("method", "route", "status")]
-    series = selector(target, target.metrics["requests"], system.names["user"])
-    await_scrape_after(system.prometheus, system.names["user"], time.time())
-    before = snapshot(system.prometheus, series, labels)
+    series = selector(target, target.metrics["requests"], obsconf_system.names["user"])
+    await_scrape_after(obsconf_system.prometheus, obsconf_system.names["user"], time.time())
+    before = snapshot(obsconf_system.prometheus, series, labels)
     subjects = [target.subjects[k] for k in ("user_created", "order_created")]
-    with tap(system, subjects) as tapped:
-        sent = send(system, flows)
-        await_scrape_after(system.prometheus, system.names["user"], sent.ended)
-        counted = delta(before, snapshot(system.prometheus, series, labels))
+    with tap(obsconf_system, subjects) as tapped:
+        sent = send(obsconf_system, flows)
+        await_scrape_after(obsconf_system.prometheus, obsconf_system.names["user"], sent.ended)
+        counted = delta(before, snapshot(obsconf_system.prometheus, series, labels))
         accounting = account(
-            system,
+            obsconf_system,
             sent,
             tapped.snapshot if tapped else None,
             timeout=FLOW_TIMEOUT + DRAIN_S_PER_FLOW * flows,
@@ -90,9 +90,9 @@ def _reconciliation(load: Load, evidence) -> None:
 
 
 @pytest.mark.guarantee("LOAD-DISTINCT-TRACES")
-def test_load_distinct_traces(load: Load, evidence) -> None:
+def test_load_distinct_traces(load: Load, obsconf_evidence) -> None:
     a = load.accounting
-    _reconciliation(load, evidence)
+    _reconciliation(load, obsconf_evidence)
     calls = a.sent.flows
     assert all(c.status == 201 for c in calls), a.table()
     assert len({c.trace_id for c in calls}) == len(calls), (
@@ -106,32 +106,32 @@ def test_load_distinct_traces(load: Load, evidence) -> None:
 
 
 @pytest.mark.guarantee("LOAD-EXACT-COUNTS")
-def test_load_exact_counts(system: System, load: Load, evidence) -> None:
+def test_load_exact_counts(obsconf_system: System, load: Load, obsconf_evidence) -> None:
     check_equal(
-        f"{system.names['user']}: requests counted under concurrency",
+        f"{obsconf_system.names['user']}: requests counted under concurrency",
         "http_requests_total delta",
         format_counts(load.expected),
         format_counts(load.counted),
-        evidence,
+        obsconf_evidence,
     )
 
 
 @pytest.mark.guarantee("LOAD-NO-LOG-LOSS")
-def test_load_no_log_loss(system: System, load: Load, evidence) -> None:
+def test_load_no_log_loss(obsconf_system: System, load: Load, obsconf_evidence) -> None:
     a = load.accounting
     unlogged = a.lost()["log path"]
-    evidence(
+    obsconf_evidence(
         kind="logs",
         check="every consumer's lines for every flow in the log store",
         expected=f"{len(a.flows)} flows",
         seen=f"{len(a.flows) - len(unlogged)} flows",
     )
     assert not unlogged, f"{len(unlogged)} flows lack log lines in the store\n{a.table()}"
-    check_no_log_loss(system, evidence, after=a.sent.ended)
+    check_no_log_loss(obsconf_system, obsconf_evidence, after=a.sent.ended)
 
 
 @pytest.mark.guarantee("LOAD-NO-MERGED-TRACES")
-def test_load_no_merged_traces(load: Load, evidence) -> None:
+def test_load_no_merged_traces(load: Load, obsconf_evidence) -> None:
     a = load.accounting
     problems = [
         f"{f.call.describe()}: {detail}"
@@ -139,7 +139,7 @@ def test_load_no_merged_traces(load: Load, evidence) -> None:
         for stage, detail in f.lost
         if stage == "merged" or (stage == "consume" and "consume spans" in detail)
     ]
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="one consume span per hop in each concurrent flow, no trace in two flows",
         expected=1,
@@ -149,12 +149,12 @@ def test_load_no_merged_traces(load: Load, evidence) -> None:
 
 
 @pytest.mark.guarantee("LOAD-FRESHNESS")
-def test_load_freshness(system: System, load: Load, evidence) -> None:
+def test_load_freshness(obsconf_system: System, load: Load, obsconf_evidence) -> None:
     """p99 of request end -> signal queryable, per signal, within the target's thresholds."""
     fresh = load.accounting.freshness
-    limits = system.target.freshness_s
+    limits = obsconf_system.target.freshness_s
     summary = fresh.summary()
-    evidence(
+    obsconf_evidence(
         kind="freshness",
         check="seconds from the end of a request to its signal being queryable (p50 / p99)",
         freshness=summary,

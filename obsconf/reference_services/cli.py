@@ -1,12 +1,12 @@
-"""The `obsconf` program: the suite's commands (`obsconf.conformance.cli`) and those about the
-reference services, which the suite itself does not know:
+"""The reference system's commands, registered into `obsconf` through the `obsconf.commands`
+entry point group (`register`); the suite itself does not know them:
 
 - `obsconf up`: the stack and the reference services (with fault modes), until stopped;
 - `obsconf faults`: every fault mode and the guarantees it breaks (`negative_controls.yaml`);
 - `obsconf reproduce FAULT`: start everything with one fault, run only what it breaks;
 - `obsconf run --fault F`: fault names are checked against `faults.FAULTS` before anything
-  starts when the target starts the reference services (exit 2); then the suite runs as
-  `obsconf.conformance.cli` runs it, the names reaching the start commands as `{faults}`.
+  starts when the target starts the reference services (exit 2); then the suite runs, the
+  names reaching the start commands as `{faults}`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from pathlib import Path
 
 from obsconf.conformance import cli as suite_cli
 from obsconf.conformance.results import FAILED, ResultsError, load_results
-from obsconf.conformance.runner import DEFAULT_TARGET
-from obsconf.conformance.target import TargetError, load_target
+from obsconf.conformance.target import Target
 from obsconf.stack import orphans, upstate
 from obsconf.stack.binaries import MissingBinary
 from obsconf.stack.services import PREDEFINED
@@ -44,7 +43,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     services: ReferenceServices | None = None
     stack = None
     try:
-        kind = stack_kind(args.stack)
+        kind = stack_kind(args.obsconf_stack)
         if kind == "external":
             raise ValueError("`obsconf up --stack external` starts nothing: use local/containers")
         for item in orphans.sweep():
@@ -103,35 +102,21 @@ def cmd_faults(_args: argparse.Namespace) -> int:
     return 0
 
 
-def fault_error(target: Path | None, faults: Sequence[str]) -> str | None:
+def fault_error(target: Target, faults: Sequence[str]) -> str | None:
     """Why `faults` cannot be run against `target` (None if they can): a name that is no fault
     mode, when the target starts the reference services. Other targets' fault names are theirs
-    to check; a target that cannot be read is left to the run to report."""
+    to check."""
     from obsconf.reference_services.faults import UnknownFault, parse_faults
 
     if not faults:
         return None
-    try:
-        loaded = load_target(target or DEFAULT_TARGET)
-    except TargetError:
-        return None
-    if not any(spec.start == PREDEFINED["reference"] for spec in loaded.services.values()):
+    if not any(spec.start == PREDEFINED["reference"] for spec in target.services.values()):
         return None
     try:
         parse_faults(",".join(faults))
     except UnknownFault as error:
         return str(error)
     return None
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """`obsconf.conformance.cli`'s run, after checking fault names against every target."""
-    for target in args.target or [None]:
-        error = fault_error(target, args.fault)
-        if error:
-            print(f"obsconf run: {error}")
-            return 2
-    return suite_cli.cmd_run(args)
 
 
 def reproduce(
@@ -148,7 +133,8 @@ def reproduce(
         return 2
     select = " or ".join(g.id for g in guarantees)
     print(f"reproducing fault {fault!r}: it should break {select.replace(' or ', ', ')}")
-    status = run(None, out, [fault], stack_endpoints, select, stack)
+    given = {"out": out, "fault": [fault], "stack_endpoints": stack_endpoints, "stack": stack}
+    status = run(given, select)
     try:
         results = load_results(out / "results.json")
     except ResultsError as error:
@@ -168,40 +154,31 @@ def reproduce(
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     suite_cli.apply_images(args)
-    return reproduce(args.fault, args.out, args.stack_endpoints, args.stack)
+    return reproduce(args.fault, args.out, args.stack_endpoints, args.obsconf_stack)
 
 
-def extend(sub: suite_cli.Subcommands) -> None:
-    """Add `up`, `reproduce` and `faults` to the suite's commands; check `run --fault`."""
-    p = sub.add_parser("up", help="start the stack and the reference services; keep them running")
+def register(commands: suite_cli.Commands) -> None:
+    """The `obsconf.commands` entry point: `up`, `reproduce`, `faults`, and the fault-name
+    check of `obsconf run`."""
+    p = commands.add("up", "start the stack and the reference services; keep them running", cmd_up)
     p.add_argument("--json", action="store_true", help="print one JSON line of endpoints")
     p.add_argument("--no-services", action="store_true", help="the stack only")
     p.add_argument("--fault", action="append", default=[], help="reference-service fault mode")
-    suite_cli.stack_options(p, "stack backend (default: $OBSCONF_STACK, else local)")
-    p.set_defaults(fn=cmd_up)
-    p = sub.add_parser("reproduce", help="start everything with a fault and show what it breaks")
+    suite_cli.stack_options(p)
+    p = commands.add(
+        "reproduce", "start everything with a fault and show what it breaks", cmd_reproduce
+    )
     p.add_argument("fault")
     p.add_argument("--out", type=Path, default=Path("obsconf-report"))
     p.add_argument("--stack-endpoints", type=Path, default=None)
-    suite_cli.stack_options(p, "stack backend (default: $OBSCONF_STACK, else local)")
-    p.set_defaults(fn=cmd_reproduce)
-    sub.add_parser("faults", help="list the fault modes and what each breaks").set_defaults(
-        fn=cmd_faults
-    )
-    sub.choices["run"].set_defaults(fn=cmd_run)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = suite_cli.build_parser(extend)
-    parser.description = "obsconf: the conformance suite, and the reference services it ships."
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The `obsconf` entry point."""
-    args = build_parser().parse_args(argv)
-    return args.fn(args)
+    suite_cli.stack_options(p)
+    commands.add("faults", "list the fault modes and what each breaks", cmd_faults)
+    commands.check_run(fault_error)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m` runs this file as __main__: register the importable module's function, the
+    # one the installed entry point names, so it is not added twice.
+    from obsconf.reference_services import cli as this
+
+    sys.exit(suite_cli.main(also=[this.register]))

@@ -32,8 +32,8 @@ UNNAMED = ("", "unknown_service")
 
 
 @pytest.fixture(scope="module")
-def run_output(system: System, error_paths: list[Call]) -> RunOutput:
-    return gather_run(system)
+def run_output(obsconf_system: System, obsconf_error_paths: list[Call]) -> RunOutput:
+    return gather_run(obsconf_system)
 
 
 def _examined(output: RunOutput, **counts: int) -> dict[str, int]:
@@ -58,31 +58,33 @@ def _sweep_lines(output: RunOutput, evidence, check: str, bad: list[LogLine]) ->
 
 
 @pytest.mark.guarantee("LOG-JSON-LINES")
-def test_sweep_json_lines(run_output: RunOutput, evidence) -> None:
+def test_sweep_json_lines(run_output: RunOutput, obsconf_evidence) -> None:
     bad = [ln for lines in run_output.lines.values() for ln in lines if ln.fields is None]
-    _sweep_lines(run_output, evidence, "not one JSON object", bad)
+    _sweep_lines(run_output, obsconf_evidence, "not one JSON object", bad)
 
 
 @pytest.mark.guarantee("LOG-REQUIRED-KEYS")
-def test_sweep_required_keys(run_output: RunOutput, evidence) -> None:
+def test_sweep_required_keys(run_output: RunOutput, obsconf_evidence) -> None:
     bad = [
         ln
         for lines in run_output.lines.values()
         for ln in lines
         if ln.fields is not None and any(key not in ln.fields for key in REQUIRED_KEYS)
     ]
-    _sweep_lines(run_output, evidence, f"a JSON line without one of {REQUIRED_KEYS}", bad)
+    _sweep_lines(run_output, obsconf_evidence, f"a JSON line without one of {REQUIRED_KEYS}", bad)
 
 
 @pytest.mark.guarantee("LOG-SERVICE-FIELD")
-def test_sweep_service_field(run_output: RunOutput, evidence) -> None:
+def test_sweep_service_field(run_output: RunOutput, obsconf_evidence) -> None:
     bad = [
         ln
         for name, lines in run_output.lines.items()
         for ln in lines
         if ln.fields is not None and ln.get("service") != name
     ]
-    _sweep_lines(run_output, evidence, "a JSON line whose service field is not its writer", bad)
+    _sweep_lines(
+        run_output, obsconf_evidence, "a JSON line whose service field is not its writer", bad
+    )
 
 
 def _request_line_problem(line: LogLine, key: str, span_ids: dict[str, set[str]]) -> str:
@@ -124,25 +126,31 @@ def _request_lines_check(system: System, output: RunOutput, evidence, key: str) 
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-IN-REQUEST")
-def test_sweep_trace_id_in_request(system: System, run_output: RunOutput, evidence) -> None:
-    _request_lines_check(system, run_output, evidence, "trace_id")
+def test_sweep_trace_id_in_request(
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence
+) -> None:
+    _request_lines_check(obsconf_system, run_output, obsconf_evidence, "trace_id")
 
 
 @pytest.mark.guarantee("LOG-SPAN-ID-IN-REQUEST")
-def test_sweep_span_id_in_request(system: System, run_output: RunOutput, evidence) -> None:
-    _request_lines_check(system, run_output, evidence, "span_id")
+def test_sweep_span_id_in_request(
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence
+) -> None:
+    _request_lines_check(obsconf_system, run_output, obsconf_evidence, "span_id")
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
-def test_sweep_trace_ids_resolve(system: System, run_output: RunOutput, evidence) -> None:
-    missing = unresolved_trace_ids(system, run_output)
+def test_sweep_trace_ids_resolve(
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence
+) -> None:
+    missing = unresolved_trace_ids(obsconf_system, run_output)
     ids = {
         str(ln.get("trace_id"))
         for lines in run_output.lines.values()
         for ln in lines
         if ln.get("trace_id")
     }
-    evidence(
+    obsconf_evidence(
         kind="sweep",
         check="trace ids in the run's log lines that the trace store does not hold "
         "(the suite's own unsampled requests excepted)",
@@ -158,9 +166,9 @@ def test_sweep_trace_ids_resolve(system: System, run_output: RunOutput, evidence
 
 
 @pytest.mark.guarantee("TRC-NO-ORPHANS")
-def test_sweep_no_orphans(system: System, run_output: RunOutput, evidence) -> None:
-    orphans = confirmed_orphans(system, run_output)
-    evidence(
+def test_sweep_no_orphans(obsconf_system: System, run_output: RunOutput, obsconf_evidence) -> None:
+    orphans = confirmed_orphans(obsconf_system, run_output)
+    obsconf_evidence(
         kind="sweep",
         check="spans of the run whose parent_span_id names no span of their trace (a parent "
         "the suite sent in traceparent excepted)",
@@ -178,9 +186,9 @@ def test_sweep_no_orphans(system: System, run_output: RunOutput, evidence) -> No
 
 
 @pytest.mark.guarantee("TRC-SERVICE-NAME")
-def test_sweep_service_name(run_output: RunOutput, evidence) -> None:
+def test_sweep_service_name(run_output: RunOutput, obsconf_evidence) -> None:
     unnamed = [s for s in run_output.spans if s.service.split(":", 1)[0] in UNNAMED]
-    evidence(
+    obsconf_evidence(
         kind="sweep",
         check="spans of the run with no service.name (empty, or the SDK's unknown_service)",
         examined=_examined(run_output, traces=len(run_output.traces), spans=len(run_output.spans)),

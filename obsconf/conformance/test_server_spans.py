@@ -44,11 +44,13 @@ def _client_errors(driver: Driver) -> list[Call]:
 
 
 @pytest.mark.guarantee("TRC-SERVER-4XX-UNSET")
-def test_trc_server_4xx_unset(system: System, driver: Driver, evidence) -> None:
+def test_trc_server_4xx_unset(
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+) -> None:
     problems = []
-    for call in _client_errors(driver):
-        servers = _server_spans(system, call)
-        evidence(
+    for call in _client_errors(obsconf_driver):
+        servers = _server_spans(obsconf_system, call)
+        obsconf_evidence(
             kind="compare",
             check=f"status of the server span of a {call.status}",
             query=f"trace {call.trace_id}: {call.describe()}",
@@ -56,7 +58,9 @@ def test_trc_server_4xx_unset(system: System, driver: Driver, evidence) -> None:
             seen=[f"{s.describe()}: {s.status} {s.status_message}".rstrip() for s in servers],
         )
         if not servers:
-            problems.append(f"{call.describe()}: no SERVER span of {system.names[call.role]}")
+            problems.append(
+                f"{call.describe()}: no SERVER span of {obsconf_system.names[call.role]}"
+            )
         problems += [
             f"{call.describe()}: {s.describe()} has status {s.status}"
             + (f" ({s.status_message!r})" if s.status_message else "")
@@ -69,14 +73,16 @@ def test_trc_server_4xx_unset(system: System, driver: Driver, evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-SERVER-ERROR-TYPE")
-def test_trc_server_error_type(system: System, error_paths: list[Call], evidence) -> None:
-    failed = [call for call in error_paths if call.status >= 500]
+def test_trc_server_error_type(
+    obsconf_system: System, obsconf_error_paths: list[Call], obsconf_evidence
+) -> None:
+    failed = [call for call in obsconf_error_paths if call.status >= 500]
     if not failed:
         pytest.skip("the target declares no capabilities.error_hook answering 5xx")
     problems = []
     for call in failed:
-        servers = _server_spans(system, call)
-        evidence(
+        servers = _server_spans(obsconf_system, call)
+        obsconf_evidence(
             kind="compare",
             check=f"error.type on the server span of a {call.status}",
             query=f"trace {call.trace_id}: {call.describe()}",
@@ -86,7 +92,9 @@ def test_trc_server_error_type(system: System, error_paths: list[Call], evidence
             ],
         )
         if not servers:
-            problems.append(f"{call.describe()}: no SERVER span of {system.names[call.role]}")
+            problems.append(
+                f"{call.describe()}: no SERVER span of {obsconf_system.names[call.role]}"
+            )
         problems += [
             f"{call.describe()}: {s.describe()} has no error.type (the semantic conventions "
             f"require it when the request ended with an error: e.g. {str(call.status)!r})"

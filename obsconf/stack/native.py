@@ -29,7 +29,7 @@ from pathlib import Path
 
 from obsconf.stack.binaries import cache_root
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]  # obsconf/stack/native.py -> the checkout
 KEEP_BUILDS = 3  # per implementation: the newest builds (other checkouts may use older sources)
 # Directories a build writes into its source tree, never hashed.
 UNHASHED_DIRS = frozenset({"target", ".git", "__pycache__"})

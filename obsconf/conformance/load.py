@@ -29,7 +29,6 @@ from obsconf.conformance.traces.flow import flow_spans, missing_structure, signa
 from obsconf.conformance.traces.model import Span
 from obsconf.stack.waiting import PollTimeout, poll
 
-DEFAULT_FLOWS = 20
 NOT_FOUND = 4  # GET /api/users/{id} of ids that do not exist, sent among the flows
 CONCURRENCY = 32
 # Where a flow can be lost, in path order: the table's rows.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import replace
 
@@ -15,7 +14,6 @@ from obsconf.conformance.logs import describe_lines, request_lines
 from obsconf.conformance.outage import (
     DEFAULT_OUTAGE_S,
     DEPENDENCY,
-    OUTAGE_ENV,
     CannotCut,
     Outage,
     run_nats_outage,
@@ -53,35 +51,38 @@ def _leftover(driver: Driver, case: Hostile) -> str | None:
 
 
 @pytest.mark.guarantee("RES-HOSTILE-INPUT-4XX")
-def test_res_hostile_input_4xx(system: System, driver: Driver, evidence) -> None:
+def test_res_hostile_input_4xx(
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+) -> None:
     tag = secrets.token_hex(6)
     cases = hostile_requests(tag, user_id=900_000_000 + secrets.randbelow(99_000_000))
     problems, seen = [], []
     for case in cases:
-        call = driver.call(
+        call = obsconf_driver.call(
             case.role, case.method, case.path, route=case.route, content=case.content()
         )
         seen.append(f"{case.describe()} -> {call.status}")
-        problem = judge(case, call.status, _text(call.body)) or _leftover(driver, case)
+        problem = judge(case, call.status, _text(call.body)) or _leftover(obsconf_driver, case)
         if problem:
             problems.append(f"{case.describe()}: {problem} (trace {call.trace_id})")
     email = f"hostile-{tag}@example.com"
-    retry = driver.call("user", "POST", "/api/users", json={"name": "Ada", "email": email})
+    retry = obsconf_driver.call("user", "POST", "/api/users", json={"name": "Ada", "email": email})
     if retry.status == 409:
         problems.append(
             f"a user with {email} was stored by a refused request (409 on a clean POST)"
         )
-    for role in system.urls:
+    for role in obsconf_system.urls:
         try:
             poll(
-                lambda role=role: driver.call(role, "GET", "/health", traced=False).status,
+                lambda role=role: obsconf_driver.call(role, "GET", "/health", traced=False).status,
                 until=lambda status: status == 200,
                 timeout=10,
-                describe=f"{system.names[role]} /health to answer 200 after the hostile requests",
+                describe=f"{obsconf_system.names[role]} /health to answer 200 "
+                "after the hostile requests",
             )
         except PollTimeout as error:
             problems.append(str(error))
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="every hostile request answered without a 5xx, a 4xx naming the field for bodies",
         query=f"{len(cases)} hostile requests (tag {tag})",
@@ -105,7 +106,9 @@ FOLLOW_UPS = {
 
 
 @pytest.mark.guarantee("RES-LARGE-BODY-NO-MERGE")
-def test_res_large_body_no_merge(system: System, driver: Driver, evidence) -> None:
+def test_res_large_body_no_merge(
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+) -> None:
     oversized = {
         c.role: c
         for c in hostile_requests(secrets.token_hex(6), 1)
@@ -115,11 +118,17 @@ def test_res_large_body_no_merge(system: System, driver: Driver, evidence) -> No
     for _ in range(ROUNDS):
         for role, (path, route) in FOLLOW_UPS.items():
             case = oversized[role]
-            driver.call(role, case.method, case.path, route=case.route, content=case.content())
-            calls.append((case, driver.call(role, "GET", path, route=route)))  # same connection
+            obsconf_driver.call(
+                role, case.method, case.path, route=case.route, content=case.content()
+            )
+            calls.append(
+                (case, obsconf_driver.call(role, "GET", path, route=route))
+            )  # same connection
     wanted = [(call.sent_trace_id or "", Expectation(services=())) for _, call in calls]
-    for (case, call), settled in zip(calls, settle(system, wanted, timeout=10.0), strict=True):
-        service = system.names[call.role]
+    for (case, call), settled in zip(
+        calls, settle(obsconf_system, wanted, timeout=10.0), strict=True
+    ):
+        service = obsconf_system.names[call.role]
         servers = [s for s in settled.spans if s.kind == "SERVER" and s.service == service]
         seen.append(f"{call.describe()}: {[s.describe() for s in servers]}")
         if not any(s.parent_span_id == call.client_span_id for s in servers):
@@ -129,7 +138,7 @@ def test_res_large_body_no_merge(system: System, driver: Driver, evidence) -> No
                 f"{call.sent_trace_id} (found {[s.describe() for s in settled.spans]}; the "
                 f"answer's traceresponse names trace {call.trace_id})"
             )
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="the request after a 1 MiB body continues its own traceparent",
         query="; ".join(f"{role}: {path}" for role, (path, _) in FOLLOW_UPS.items()),
@@ -141,16 +150,15 @@ def test_res_large_body_no_merge(system: System, driver: Driver, evidence) -> No
 
 
 def _outage_seconds(config: pytest.Config) -> float:
-    given = config.getoption("--outage-seconds")
-    return given or float(os.environ.get(OUTAGE_ENV) or DEFAULT_OUTAGE_S)
+    return config.getoption("--outage-seconds") or DEFAULT_OUTAGE_S
 
 
 @pytest.fixture(scope="module")
-def outage(system: System, pytestconfig: pytest.Config) -> Outage:
+def outage(obsconf_system: System, pytestconfig: pytest.Config) -> Outage:
     """One PostgreSQL outage under traffic, judged by the tests below."""
-    driver = system.driver(timeout=DEPENDENCY_TIMEOUT_S)
+    driver = obsconf_system.driver(timeout=DEPENDENCY_TIMEOUT_S)
     try:
-        return run_outage(system, driver, _outage_seconds(pytestconfig))
+        return run_outage(obsconf_system, driver, _outage_seconds(pytestconfig))
     except CannotCut as error:
         pytest.fail(str(error), pytrace=False)
     finally:
@@ -158,10 +166,10 @@ def outage(system: System, pytestconfig: pytest.Config) -> Outage:
 
 
 @pytest.mark.guarantee("RES-OUTAGE-503")
-def test_res_outage_503(system: System, outage: Outage, evidence) -> None:
+def test_res_outage_503(obsconf_system: System, outage: Outage, obsconf_evidence) -> None:
     call = outage.user_call
     assert call is not None
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="POST /api/users while PostgreSQL is down",
         query=call.describe(),
@@ -170,15 +178,17 @@ def test_res_outage_503(system: System, outage: Outage, evidence) -> None:
         seen=f"{call.status} after {call.ended - call.started:.1f} s",
     )
     assert call.status == 503, f"{call.describe()} while {DEPENDENCY} was down: expected 503"
-    service = system.names["user"]
-    spans = poll_trace_ready(system, call.trace_id)
+    service = obsconf_system.names["user"]
+    spans = poll_trace_ready(obsconf_system, call.trace_id)
     servers = [s for s in spans if s.kind == "SERVER" and s.service == service]
     assert any(s.status == "ERROR" for s in servers), (
         f"{call.describe()}: no SERVER span of {service} with status ERROR "
         f"(found {[f'{s.describe()}: {s.status}' for s in servers]})"
     )
     errors = [
-        ln for ln in request_lines(system, call) if str(ln.get("level", "")).lower() in ERROR_LEVELS
+        ln
+        for ln in request_lines(obsconf_system, call)
+        if str(ln.get("level", "")).lower() in ERROR_LEVELS
     ]
     assert any(ln.get("trace_id") == call.trace_id for ln in errors), (
         f"{call.describe()}: no error-level line of {service} with trace_id {call.trace_id} "
@@ -199,7 +209,9 @@ def order_expectation(system: System, call: Call) -> Expectation:
 
 
 @pytest.mark.guarantee("RES-OUTAGE-NO-LOST-EVENT")
-def test_res_outage_no_lost_event(system: System, driver: Driver, outage: Outage, evidence) -> None:
+def test_res_outage_no_lost_event(
+    obsconf_system: System, obsconf_driver: Driver, outage: Outage, obsconf_evidence
+) -> None:
     accepted = outage.accepted
     assert accepted, (
         f"no order was accepted during the outage: {[c.describe() for c in outage.orders]}"
@@ -208,7 +220,7 @@ def test_res_outage_no_lost_event(system: System, driver: Driver, outage: Outage
     def reservations() -> dict[str, dict[str, int]]:
         found = {}
         for order_id in outage.skus:
-            call = driver.call(
+            call = obsconf_driver.call(
                 "inventory",
                 "GET",
                 f"/api/reservations?order_id={order_id}",
@@ -232,13 +244,15 @@ def test_res_outage_no_lost_event(system: System, driver: Driver, outage: Outage
         found = reservations()
     lost = [oid for oid, skus in found.items() if not skus]
     wrong = {oid: skus for oid, skus in found.items() if skus and skus != outage.skus[oid]}
-    settled = settle(system, [(c.trace_id or "", order_expectation(system, c)) for c in accepted])
+    settled = settle(
+        obsconf_system, [(c.trace_id or "", order_expectation(obsconf_system, c)) for c in accepted]
+    )
     broken = {
         s.trace_id: gap_summary(findings)
         for s in settled
         if (findings := [f for f in analyse_flow(s.traces, s.expectation) if f.code in BREAKS])
     }
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check=f"orders accepted during a {outage.seconds:g} s {DEPENDENCY} outage, reserved",
         query=f"GET /api/reservations?order_id=... for {len(accepted)} orders",
@@ -260,10 +274,10 @@ def test_res_outage_no_lost_event(system: System, driver: Driver, outage: Outage
 
 @pytest.mark.guarantee("RES-NATS-OUTAGE-NO-LOST-EVENT")
 def test_res_nats_outage_no_lost_event(
-    system: System, driver: Driver, pytestconfig: pytest.Config, evidence
+    obsconf_system: System, obsconf_driver: Driver, pytestconfig: pytest.Config, obsconf_evidence
 ) -> None:
     try:
-        calls = run_nats_outage(system, driver, _outage_seconds(pytestconfig))
+        calls = run_nats_outage(obsconf_system, obsconf_driver, _outage_seconds(pytestconfig))
     except CannotCut as error:
         pytest.fail(str(error), pytrace=False)
     accepted = {c.body["id"]: c for c in calls if c.status == 201 and isinstance(c.body, dict)}
@@ -272,7 +286,7 @@ def test_res_nats_outage_no_lost_event(
     def welcome_orders() -> dict[object, int]:
         counts = {}
         for user_id in accepted:
-            call = driver.call(
+            call = obsconf_driver.call(
                 "order", "GET", f"/api/orders?user_id={user_id}", route="/api/orders"
             )
             found = call.body if call.status == 200 and isinstance(call.body, list) else []
@@ -289,7 +303,7 @@ def test_res_nats_outage_no_lost_event(
     except PollTimeout:
         counts = welcome_orders()
     wrong = {uid: n for uid, n in counts.items() if n != 1}
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="welcome orders of the users created while NATS was down",
         query=f"GET /api/orders?user_id=... for {len(accepted)} users",

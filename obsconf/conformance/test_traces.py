@@ -11,46 +11,51 @@ from obsconf.conformance.traces.analysis import analyse_flow, counted_roots, is_
 
 
 @pytest.mark.guarantee("TRC-ONE-TRACE-PER-FLOW")
-def test_trc_one_trace_per_flow(flow: Flow, evidence) -> None:
+def test_trc_one_trace_per_flow(obsconf_flow: Flow, obsconf_evidence) -> None:
     check_findings(
-        flow,
+        obsconf_flow,
         {"consumer-root", "multiple-roots", "mixed-trace-ids"},
-        evidence,
+        obsconf_evidence,
         "the flow's spans are split over several traces",
     )
 
 
 @pytest.mark.guarantee("TRC-SINGLE-ROOT")
-def test_trc_single_root(flow: Flow, evidence) -> None:
+def test_trc_single_root(obsconf_flow: Flow, obsconf_evidence) -> None:
     check_findings(
-        flow, {"multiple-roots", "consumer-root"}, evidence, "the flow has more than one root span"
+        obsconf_flow,
+        {"multiple-roots", "consumer-root"},
+        obsconf_evidence,
+        "the flow has more than one root span",
     )
-    roots = counted_roots(flow_spans(flow), flow.expectation)
+    roots = counted_roots(flow_spans(obsconf_flow), obsconf_flow.expectation)
     links = " (consume spans linked to their publish span do not count)" * (
-        flow.expectation.consumer_relation == "link"
+        obsconf_flow.expectation.consumer_relation == "link"
     )
     assert len(roots) == 1, f"expected exactly one root span{links}, found {len(roots)}: " + (
-        ", ".join(s.describe() for s in roots) or f"none ({flow.settled.describe_wait()})"
+        ", ".join(s.describe() for s in roots) or f"none ({obsconf_flow.settled.describe_wait()})"
     )
-    root, entry = roots[0], flow.expectation.services[0]
+    root, entry = roots[0], obsconf_flow.expectation.services[0]
     assert root.service == entry and root.kind == "SERVER", (
         f"the root should be the {entry} SERVER span, it is {root.describe()}"
     )
 
 
 @pytest.mark.guarantee("TRC-NO-ORPHANS")
-def test_trc_no_orphans(flow: Flow, evidence) -> None:
-    check_findings(flow, {"orphan"}, evidence, "spans whose parent is not in the trace")
+def test_trc_no_orphans(obsconf_flow: Flow, obsconf_evidence) -> None:
+    check_findings(
+        obsconf_flow, {"orphan"}, obsconf_evidence, "spans whose parent is not in the trace"
+    )
 
 
 @pytest.mark.guarantee("TRC-CROSS-SERVICE-PATH")
-def test_trc_cross_service_path(flow: Flow, evidence) -> None:
+def test_trc_cross_service_path(obsconf_flow: Flow, obsconf_evidence) -> None:
     check_findings(
-        flow,
+        obsconf_flow,
         {"missing-service", "service-order"},
-        evidence,
+        obsconf_evidence,
         "the user-creation flow does not reach every service in order",
-        findings=analyse_flow(flow.traces, flow.expectation),
+        findings=analyse_flow(obsconf_flow.traces, obsconf_flow.expectation),
     )
 
 
@@ -72,41 +77,43 @@ def _check_kind(flow: Flow, role: str, kind: str, evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-PRODUCER-KIND")
-def test_trc_producer_kind(flow: Flow, evidence) -> None:
-    _check_kind(flow, "publish", "PRODUCER", evidence)
+def test_trc_producer_kind(obsconf_flow: Flow, obsconf_evidence) -> None:
+    _check_kind(obsconf_flow, "publish", "PRODUCER", obsconf_evidence)
 
 
 @pytest.mark.guarantee("TRC-CONSUMER-KIND")
-def test_trc_consumer_kind(flow: Flow, evidence) -> None:
-    _check_kind(flow, "consume", "CONSUMER", evidence)
+def test_trc_consumer_kind(obsconf_flow: Flow, obsconf_evidence) -> None:
+    _check_kind(obsconf_flow, "consume", "CONSUMER", obsconf_evidence)
 
 
 @pytest.mark.guarantee("TRC-CONSUMER-PARENT-IS-PRODUCER")
-def test_trc_consumer_parent_is_producer(flow: Flow, evidence) -> None:
-    assert _messaging_spans(flow, "consume"), "no consume span found in the flow"
+def test_trc_consumer_parent_is_producer(obsconf_flow: Flow, obsconf_evidence) -> None:
+    assert _messaging_spans(obsconf_flow, "consume"), "no consume span found in the flow"
     check_findings(
-        flow,
+        obsconf_flow,
         {"consumer-parent-not-producer", "orphan", "wrong-kind"},
-        evidence,
+        obsconf_evidence,
         "a consume span is not the child (or link) of a PRODUCER publish span",
     )
 
 
 @pytest.mark.guarantee("TRC-HTTP-SEMCONV")
-def test_trc_http_semconv(flow: Flow, evidence) -> None:
-    entry = flow.expectation.services[0]
-    servers = [s for s in flow.spans if s.kind == "SERVER" and s.service == entry]
-    assert servers, f"the flow's trace has no {entry} SERVER span ({flow.settled.describe_wait()})"
+def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence) -> None:
+    entry = obsconf_flow.expectation.services[0]
+    servers = [s for s in obsconf_flow.spans if s.kind == "SERVER" and s.service == entry]
+    assert servers, (
+        f"the flow's trace has no {entry} SERVER span ({obsconf_flow.settled.describe_wait()})"
+    )
     server = servers[0]
     expected = {
         "http.request.method": "POST",
         "http.route": "/api/users",
-        "http.response.status_code": flow.call.status,
+        "http.response.status_code": obsconf_flow.call.status,
     }
     seen = {key: server.attributes.get(key) for key in expected}
     if seen.get("http.response.status_code") is not None:
         seen["http.response.status_code"] = int(seen["http.response.status_code"])
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="server span attributes",
         query=server.describe(),
@@ -120,10 +127,10 @@ def test_trc_http_semconv(flow: Flow, evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-MESSAGING-SEMCONV")
-def test_trc_messaging_semconv(flow: Flow, evidence) -> None:
-    spans = _messaging_spans(flow, "publish") + _messaging_spans(flow, "consume")
+def test_trc_messaging_semconv(obsconf_flow: Flow, obsconf_evidence) -> None:
+    spans = _messaging_spans(obsconf_flow, "publish") + _messaging_spans(obsconf_flow, "consume")
     assert spans, "no messaging spans found in the flow"
-    subjects = set(flow.expectation and [h.subject for h in flow.expectation.hops])
+    subjects = set(obsconf_flow.expectation and [h.subject for h in obsconf_flow.expectation.hops])
     bad = []
     for span in spans:
         system_attr = span.attributes.get("messaging.system")
@@ -133,7 +140,7 @@ def test_trc_messaging_semconv(flow: Flow, evidence) -> None:
                 f"{span.describe()}: messaging.system={system_attr!r}, "
                 f"messaging.destination.name={destination!r}"
             )
-    evidence(
+    obsconf_evidence(
         kind="spans",
         check="messaging attributes",
         seen=bad or "all conform",
@@ -143,39 +150,44 @@ def test_trc_messaging_semconv(flow: Flow, evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-SERVICE-NAME")
-def test_trc_service_name(flow: Flow, evidence) -> None:
-    spans = flow_spans(flow)
+def test_trc_service_name(obsconf_flow: Flow, obsconf_evidence) -> None:
+    spans = flow_spans(obsconf_flow)
     names = {s.service for s in spans}
-    expected = set(flow.expectation.services)
-    evidence(
+    expected = set(obsconf_flow.expectation.services)
+    obsconf_evidence(
         kind="compare",
         check="service.name of the flow's spans",
-        query=flow.trace_id,
+        query=obsconf_flow.trace_id,
         expected=sorted(expected),
         seen=sorted(names),
     )
     assert spans, "the flow produced no spans"
-    assert names <= expected and flow.expectation.services[0] in names, (
+    assert names <= expected and obsconf_flow.expectation.services[0] in names, (
         f"spans carry service.name {sorted(names - expected) or sorted(names)}, expected only "
         f"{sorted(expected)}"
     )
 
 
 @pytest.mark.guarantee("TRC-CHILD-AFTER-PARENT")
-def test_trc_child_after_parent(flow: Flow, evidence) -> None:
-    check_findings(flow, {"child-before-parent"}, evidence, "a child span starts before its parent")
+def test_trc_child_after_parent(obsconf_flow: Flow, obsconf_evidence) -> None:
+    check_findings(
+        obsconf_flow,
+        {"child-before-parent"},
+        obsconf_evidence,
+        "a child span starts before its parent",
+    )
 
 
 @pytest.mark.guarantee("TRC-ERROR-STATUS")
-def test_trc_error_status(system: System, driver, evidence) -> None:
-    hook = system.target.error_hook
+def test_trc_error_status(obsconf_system: System, obsconf_driver, obsconf_evidence) -> None:
+    hook = obsconf_system.target.error_hook
     if hook is None:
         pytest.skip("the target declares no capabilities.error_hook answering 5xx")
-    call = driver.call("user", hook.method, hook.path)
+    call = obsconf_driver.call("user", hook.method, hook.path)
     assert call.status >= 500, f"the error hook {hook.method} {hook.path} answered {call.status}"
-    spans = poll_trace_ready(system, call.trace_id)
+    spans = poll_trace_ready(obsconf_system, call.trace_id)
     servers = [s for s in spans if s.kind == "SERVER"]
-    evidence(
+    obsconf_evidence(
         kind="compare",
         check="status of the 5xx server span",
         query=call.describe(),

@@ -21,7 +21,6 @@ from obsconf.conformance.driver import Call, Driver
 from obsconf.conformance.system import System
 from obsconf.stack.proxy import TcpProxy
 
-OUTAGE_ENV = "OBSCONF_OUTAGE_S"  # set by `obsconf run --outage-seconds`
 DEFAULT_OUTAGE_S = 8.0  # CI: longer than a few fixed-delay redeliveries, short enough to run
 EVERY_S = 1.0  # one request per second during an outage
 DEPENDENCY = "postgres"
