@@ -203,9 +203,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def stack_options(p: argparse.ArgumentParser) -> None:
     """--stack and --images as the suite declares them, for commands that start a stack."""
-    for option in options.OPTIONS:
-        if option.flag in ("--stack", "--images"):
-            p.add_argument(option.flag, **option.kwargs())
+    options.add_to_argparse(p, only=("--stack", "--images"))
 
 
 def apply_images(args: argparse.Namespace) -> None:

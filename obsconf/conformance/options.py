@@ -104,9 +104,17 @@ def add_to_pytest(group: _Group) -> None:
             group.addoption(option.flag, **option.kwargs())
 
 
-def add_to_argparse(parser: argparse.ArgumentParser, *, several_targets: bool = False) -> None:
-    """Every option, on an `obsconf` subcommand (with several --target: one run each)."""
+def add_to_argparse(
+    parser: argparse.ArgumentParser,
+    *,
+    several_targets: bool = False,
+    only: Sequence[str] | None = None,
+) -> None:
+    """The options (`only` these flags, if given) on an `obsconf` subcommand; with
+    `several_targets`, --target may repeat (one run each)."""
     for option in OPTIONS:
+        if only is not None and option.flag not in only:
+            continue
         kwargs = option.kwargs()
         if option.flag == "--target" and several_targets:
             kwargs.update(action="append", default=[], help=f"{option.help}; several: one run "

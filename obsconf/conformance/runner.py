@@ -3,10 +3,9 @@
 The target file is validated before anything starts; the suite then runs in-process with
 pytest and leaves `report.html`, `results.json` and `junit.xml` in the output directory.
 Exit status: the run's verdict (`obsconf.conformance.results.verdict`): 0 PASS, 1 FAIL, 6
-INCOMPLETE;
-2 when the target file is rejected before anything starts. Fault names are the implementation's
-business: they reach its start commands as `{faults}` (the reference services' `obsconf run`
-checks theirs before calling `run`).
+INCOMPLETE; 2 when the target file is rejected before anything starts. Fault names are the
+implementation's business: they reach its start commands as `{faults}` (a registered run
+check, such as the reference services', refuses unknown ones before `run` is called).
 """
 
 from __future__ import annotations

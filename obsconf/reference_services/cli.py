@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from obsconf.conformance import cli as suite_cli
+from obsconf.conformance import options
 from obsconf.conformance.results import FAILED, ResultsError, load_results
 from obsconf.conformance.target import Target
 from obsconf.stack import orphans, upstate
@@ -154,7 +155,7 @@ def reproduce(
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     suite_cli.apply_images(args)
-    return reproduce(args.fault, args.out, args.stack_endpoints, args.obsconf_stack)
+    return reproduce(args.fault, args.obsconf_out, args.obsconf_stack_endpoints, args.obsconf_stack)
 
 
 def register(commands: suite_cli.Commands) -> None:
@@ -169,9 +170,7 @@ def register(commands: suite_cli.Commands) -> None:
         "reproduce", "start everything with a fault and show what it breaks", cmd_reproduce
     )
     p.add_argument("fault")
-    p.add_argument("--out", type=Path, default=Path("obsconf-report"))
-    p.add_argument("--stack-endpoints", type=Path, default=None)
-    suite_cli.stack_options(p)
+    options.add_to_argparse(p, only=("--out", "--stack-endpoints", "--stack", "--images"))
     commands.add("faults", "list the fault modes and what each breaks", cmd_faults)
     commands.check_run(fault_error)
 
