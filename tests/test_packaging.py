@@ -104,11 +104,15 @@ def installed_reference(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.mark.stack
 def test_the_suite_installs_without_the_reference_system(installed: Path) -> None:
     probe = f"import importlib.util as u; print([n for n in {REFERENCE_ONLY!r} if u.find_spec(n)])"
-    bin_dir = installed_reference
-    out = _run([str(bin_dir / "python"), "-c", probe], cwd=bin_dir, timeout=60).stdout
+    out = _run([str(installed / "python"), "-c", probe], cwd=installed, timeout=60).stdout
     assert out.strip() == "[]", f"`pip install obsconf` brought the reference's libraries: {out}"
-    commands = _run([str(installed / "obsconf"), "--help"], cwd=installed, timeout=60).stdout
-    assert "trace" in commands and "reproduce" not in commands, commands
+    for command in (["up"], ["reproduce", "no-inject"], ["run"]):
+        proc = subprocess.run(
+            [str(installed / "obsconf"), *command], capture_output=True, text=True, timeout=60
+        )
+        said = proc.stdout + proc.stderr
+        assert proc.returncode == 2, (command, said)
+        assert "pip install 'obsconf[reference]'" in said and "Traceback" not in said, said
 
 
 SCRATCH_CONFTEST = """

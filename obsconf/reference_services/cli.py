@@ -12,6 +12,7 @@ entry point group (`register`); the suite itself does not know them:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -31,6 +32,8 @@ from obsconf.stack.services import PREDEFINED
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the stack (and the reference services), print endpoints, run until signalled."""
+    if not args.no_services and not _installed():
+        return 2
     from obsconf.reference_services.faults import UnknownFault
     from obsconf.reference_services.launcher import ReferenceServices, ServiceFailed
     from obsconf.stack.backends import make_stack, stack_kind
@@ -103,15 +106,34 @@ def cmd_faults(_args: argparse.Namespace) -> int:
     return 0
 
 
+LIBRARIES = ("fastapi", "uvicorn", "sqlalchemy", "motor", "opentelemetry.sdk")
+NOT_INSTALLED = "the reference services need their libraries: pip install 'obsconf[reference]'"
+
+
+def missing_libraries() -> list[str]:
+    """The reference services' libraries that are not installed (`obsconf` without the
+    `reference` extra)."""
+    return [name for name in LIBRARIES if importlib.util.find_spec(name.split(".")[0]) is None]
+
+
+def _installed() -> bool:
+    missing = missing_libraries()
+    if missing:
+        print(f"obsconf: {NOT_INSTALLED} (missing: {', '.join(missing)})", file=sys.stderr)
+    return not missing
+
+
 def fault_error(target: Target, faults: Sequence[str]) -> str | None:
-    """Why `faults` cannot be run against `target` (None if they can): a name that is no fault
-    mode, when the target starts the reference services. Other targets' fault names are theirs
-    to check."""
+    """Why `target` cannot be run with `faults` (None if it can), when it starts the reference
+    services: their libraries are not installed, or a name is no fault mode. Other targets'
+    fault names are theirs to check."""
     from obsconf.reference_services.faults import UnknownFault, parse_faults
 
-    if not faults:
-        return None
     if not any(spec.start == PREDEFINED["reference"] for spec in target.services.values()):
+        return None
+    if missing_libraries():
+        return f"{NOT_INSTALLED} (missing: {', '.join(missing_libraries())})"
+    if not faults:
         return None
     try:
         parse_faults(",".join(faults))
@@ -154,6 +176,8 @@ def reproduce(
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    if not _installed():
+        return 2
     suite_cli.apply_images(args)
     return reproduce(args.fault, args.obsconf_out, args.obsconf_stack_endpoints, args.obsconf_stack)
 
