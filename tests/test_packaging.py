@@ -200,17 +200,21 @@ def test_obsconf_run_elsewhere_with_the_default_target(
 
 
 @pytest.mark.stack
-def test_pytest_target_theirs_from_elsewhere(installed: Path, tmp_path: Path) -> None:
-    """`pytest --target theirs.yaml`, in a directory of their own: the entry point brings the
-    plugin and the suite; their implementation (a copy of tests/foreign_impl) is started,
-    graded and stopped."""
+@pytest.mark.parametrize("program", ["pytest", "obsconf"])
+def test_their_target_from_elsewhere(program: str, installed: Path, tmp_path: Path) -> None:
+    """`pytest --target theirs.yaml` and `obsconf run --target theirs.yaml`, with only the
+    suite installed, in a directory of their own: their implementation (a copy of
+    tests/foreign_impl) is started, graded and stopped."""
     theirs = tmp_path / "theirs"
     shutil.copytree(FOREIGN, theirs, ignore=shutil.ignore_patterns("__pycache__"))
+    command = {
+        "pytest": [str(installed / "pytest"), "-q", "-p", "no:cacheprovider"],
+        "obsconf": [str(installed / "obsconf"), "run"],
+    }[program]
     proc = _run(
-        [str(installed / "pytest"), "-q", "-p", "no:cacheprovider",
-         "--target", "theirs/target.yaml", "--out", "out", "-k", "MET-TARGET-UP"],
+        [*command, "--target", "theirs/target.yaml", "--out", "out", "-k", "MET-TARGET-UP"],
         cwd=tmp_path,
         timeout=RUN_TIMEOUT,
-    )  # fmt: skip
+    )
     assert "verdict: PASS" in proc.stdout, proc.stdout[-3000:]
     assert (tmp_path / "out" / "results.json").is_file()
