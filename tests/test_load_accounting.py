@@ -22,7 +22,7 @@ from obsconf.conformance.load import (
 )
 from obsconf.conformance.nats_tap import TappedMessage
 from obsconf.conformance.target import TargetError, load_target
-from obsconf.conformance.traces.analysis import Expectation, Hop
+from obsconf.conformance.traces.expectation import Expectation, Hop
 from obsconf.conformance.traces.model import Link, Span
 from obsconf.reports.html import render_evidence
 

@@ -24,9 +24,10 @@ from obsconf.conformance.driver import Call, Driver
 from obsconf.conformance.nats_tap import NatsTap, TappedMessage
 from obsconf.conformance.scenarios import create_user, expectation_for, get_user
 from obsconf.conformance.system import System
-from obsconf.conformance.traces.analysis import Expectation, is_consume, is_publish, subject_of
+from obsconf.conformance.traces.expectation import Expectation
 from obsconf.conformance.traces.flow import flow_spans, missing_structure, signature
 from obsconf.conformance.traces.model import Span
+from obsconf.conformance.traces.semconv import is_consume, is_publish, subject_of
 from obsconf.stack.waiting import PollTimeout, poll
 
 NOT_FOUND = 4  # GET /api/users/{id} of ids that do not exist, sent among the flows
