@@ -34,15 +34,6 @@ NOT_FOUND = 4  # GET /api/users/{id} of ids that do not exist, sent among the fl
 CONCURRENCY = 32
 # Where a flow can be lost, in path order: the table's rows.
 STAGES = ("HTTP", "publish", "NATS", "consume", "exporter", "log path", "merged")
-STAGE_HELP = {
-    "HTTP": "the request did not answer 201",
-    "publish": "no message on NATS and no publish span: the producer never published",
-    "NATS": "a publish span but the message never appeared on NATS",
-    "consume": "the message was on NATS but the consumer never processed it (or twice)",
-    "exporter": "the work was done (message on NATS / lines logged) but its span is missing",
-    "log path": "the flow's spans are there but a service's lines for it are not in the store",
-    "merged": "the flow's trace also holds another flow",
-}
 SIGNALS = ("metrics", "logs", "traces")
 SLACK_S = 0.05
 READERS = 4  # concurrent queries per accounting round
