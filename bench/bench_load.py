@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from obsconf.conformance.load import CONCURRENCY, account, send, tap
+from obsconf.conformance.load.account import account
+from obsconf.conformance.load.send import CONCURRENCY, send, tap
 from obsconf.conformance.metrics import (
     await_scrape_after,
     delta,

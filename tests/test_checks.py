@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from obsconf.conformance.checks import check_findings
-from obsconf.conformance.traces.analysis import CODES
+from obsconf.conformance.traces.findings import FindingCode
 from obsconf.reference_services import faults
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ def test_check_findings_refuses_a_code_the_analysis_never_produces() -> None:
             "no orphans",
         )
     assert recorded == [], "nothing is recorded for a check that cannot run"
-    assert "orphan" in CODES
+    assert FindingCode("orphan") is FindingCode.ORPHAN
 
 
 def test_an_unknown_fault_name_raises_even_under_python_O() -> None:

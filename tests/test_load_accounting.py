@@ -1,5 +1,6 @@
-"""obsconf.conformance.load's pure logic: charging a flow's losses to stages, the reconciliation,
-freshness percentiles, link following, and the freshness thresholds a target may set."""
+"""obsconf.conformance.load's pure logic (account, collect): charging a flow's losses to stages,
+the reconciliation, freshness percentiles, link following, and the freshness thresholds a
+target may set."""
 
 from __future__ import annotations
 
@@ -8,21 +9,12 @@ from pathlib import Path
 import pytest
 
 from obsconf.conformance.driver import Call
-from obsconf.conformance.load import (
-    STAGES,
-    Accounting,
-    FlowAccount,
-    Freshness,
-    Sent,
-    _charge_merged,
-    _follow,
-    _linking,
-    _windows,
-    charge,
-)
+from obsconf.conformance.load.account import STAGES, Accounting, Freshness, _charge_merged, charge
+from obsconf.conformance.load.collect import FlowAccount, _follow, _linking, _windows
+from obsconf.conformance.load.send import Sent
 from obsconf.conformance.nats_tap import TappedMessage
 from obsconf.conformance.target import TargetError, load_target
-from obsconf.conformance.traces.analysis import Expectation, Hop
+from obsconf.conformance.traces.expectation import Expectation, Hop
 from obsconf.conformance.traces.model import Link, Span
 from obsconf.reports.html import render_evidence
 

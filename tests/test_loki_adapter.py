@@ -90,7 +90,7 @@ def test_an_otlp_record_is_read_from_its_structured_metadata() -> None:
     assert is_otlp_record(entry.metadata)
     line = read_entry(entry)
     assert line.fields == {
-        "ts": "2025-11-26T12:00:00+00:00",
+        "ts": "2025-11-26T12:00:00Z",
         "level": "info",
         "msg": "user created",
         "service": "svc",

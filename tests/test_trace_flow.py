@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from obsconf.conformance.traces.analysis import analyse_flow, counted_roots
 from obsconf.conformance.traces.flow import follow_links, missing_structure, signature
 from obsconf.conformance.traces.model import Link
+from obsconf.conformance.traces.rules import analyse_flow, counted_roots
 from tests.test_trace_analysis import EXP, LINKED, OTHER, TRACE, healthy, variant
 
 THIRD = "c" * 32

@@ -12,9 +12,10 @@ from dataclasses import asdict
 from typing import Any
 
 from obsconf.conformance.scenarios import Flow
-from obsconf.conformance.traces.analysis import CODES, Finding, analyse_flow, gap_summary
+from obsconf.conformance.traces.findings import Finding, FindingCode, gap_summary
 from obsconf.conformance.traces.model import Span
 from obsconf.conformance.traces.render import render_tree
+from obsconf.conformance.traces.rules import analyse_flow
 
 Evidence = Callable[..., None]
 
@@ -59,11 +60,11 @@ def check_findings(
 
     A code that `analyse_flow` never produces is refused (ValueError): a misspelt code would
     make the check pass whatever the trace looks like."""
-    unknown = sorted(set(codes) - set(CODES))
+    unknown = sorted(set(codes) - set(FindingCode))
     if unknown:
         raise ValueError(
             f"check_findings({what!r}): unknown finding code(s) {', '.join(unknown)}; "
-            f"known: {', '.join(CODES)}"
+            f"known: {', '.join(FindingCode)}"
         )
     findings = flow_findings(flow) if findings is None else findings
     relevant = [f for f in findings if f.code in codes]

@@ -19,37 +19,62 @@ deviations:
 from __future__ import annotations
 
 import difflib
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-BUG, MISSING_FEATURE, NOT_APPLICABLE = "bug", "missing_feature", "not_applicable"
-KINDS = (BUG, MISSING_FEATURE, NOT_APPLICABLE)
+
+class DeviationKind(enum.StrEnum):
+    """What a target may declare about a guarantee. A member is its string (the YAML and JSON
+    spelling): `DeviationKind.BUG == "bug"`."""
+
+    BUG = "bug"
+    MISSING_FEATURE = "missing_feature"
+    NOT_APPLICABLE = "not_applicable"
+
+
+NOT_APPLICABLE = DeviationKind.NOT_APPLICABLE  # the name results.py imports
+_VALID = ", ".join(DeviationKind)
+
+
+def _kind(value: object) -> DeviationKind | None:
+    """The kind `value` names, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return DeviationKind(value)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
 class Deviation:
     """One declaration: the kind and why (ticket, explanation)."""
 
-    kind: str  # one of KINDS
+    kind: DeviationKind  # a plain string naming a kind is taken as that kind
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", DeviationKind(self.kind))
 
     @property
     def runs(self) -> bool:
         """A declared bug still runs (expected to fail); the other kinds are not run."""
-        return self.kind == BUG
+        return self.kind is DeviationKind.BUG
 
     def describe(self) -> str:
-        return f"{self.kind}: {self.reason}" if self.reason else self.kind
+        return f"{self.kind}: {self.reason}" if self.reason else self.kind.value
 
     def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "reason": self.reason}
+        return {"kind": self.kind.value, "reason": self.reason}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Deviation:
-        kind = str(data.get("kind", ""))
-        if kind not in KINDS:
-            raise ValueError(f"unknown deviation kind {kind!r} (valid: {', '.join(KINDS)})")
+        name = str(data.get("kind", ""))
+        kind = _kind(name)
+        if kind is None:
+            raise ValueError(f"unknown deviation kind {name!r} (valid: {_VALID})")
         return cls(kind, str(data.get("reason") or ""))
 
 
@@ -71,19 +96,18 @@ def parse_deviations(
             hint = f"; did you mean {close[0]}?" if close else ""
             raise fail(path, f"unknown guarantee id (see conformance/catalog.yaml){hint}")
         if isinstance(entry, str):
-            kind, reason = entry, ""
+            name, reason = entry, ""
         elif isinstance(entry, dict) and len(entry) == 1:
-            ((kind, reason),) = entry.items()
+            ((name, reason),) = entry.items()
             if reason is not None and not isinstance(reason, str):
-                raise fail(f"{path}.{kind}", f"the reason must be a string, got {reason!r}")
+                raise fail(f"{path}.{name}", f"the reason must be a string, got {reason!r}")
         else:
-            raise fail(
-                path, f"must be one of {', '.join(KINDS)} or {{KIND: reason}}, got {entry!r}"
-            )
-        if kind not in KINDS:
-            raise fail(path, f"unknown deviation {kind!r} (valid: {', '.join(KINDS)})")
+            raise fail(path, f"must be one of {_VALID} or {{KIND: reason}}, got {entry!r}")
+        kind = _kind(name)
+        if kind is None:
+            raise fail(path, f"unknown deviation {name!r} (valid: {_VALID})")
         reason = (reason or "").strip()
-        if kind == BUG and not reason:
+        if kind is DeviationKind.BUG and not reason:
             raise fail(
                 path, "a declared bug needs a reason or ticket: {bug: 'ISSUE-1: what fails'}"
             )

@@ -20,9 +20,11 @@ from obsconf.conformance.clients.traces import TraceNotFound
 from obsconf.conformance.driver import Call, Driver
 from obsconf.conformance.nats_tap import NatsTap, TappedMessage
 from obsconf.conformance.system import System
-from obsconf.conformance.traces.analysis import Expectation, analyse_flow, expectation_from_target
+from obsconf.conformance.traces.expectation import Expectation, expectation_from_target
+from obsconf.conformance.traces.findings import FindingCode
 from obsconf.conformance.traces.flow import flow_spans, follow_links, missing_structure, signature
 from obsconf.conformance.traces.model import Span
+from obsconf.conformance.traces.rules import analyse_flow
 from obsconf.stack.waiting import PollTimeout, poll
 
 FLOW_TIMEOUT = 10.0
@@ -201,7 +203,8 @@ def _observe(
     if seen != watch.seen:
         watch.seen, watch.changed = seen, now
     missing = missing_structure(flow_spans(traces), expectation) if traces else ["any span"]
-    dangling = traces and any(f.code == "orphan" for f in analyse_flow(traces, expectation))
+    findings = analyse_flow(traces, expectation) if traces else []
+    dangling = any(f.code == FindingCode.ORPHAN for f in findings)
     quiet = now - watch.changed >= settle * (3 if dangling else 1)
     watch.done = not missing and quiet
     watch.settled = replace(

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import pytest
 
 from obsconf.conformance.checks import check_equal
-from obsconf.conformance.load import Accounting, account, send, tap
+from obsconf.conformance.load.account import Accounting, account
+from obsconf.conformance.load.send import send, tap
 from obsconf.conformance.metrics import (
     await_scrape_after,
     delta,

@@ -10,8 +10,9 @@ from obsconf.conformance.logs import REQUIRED_KEYS, describe_lines, lines_betwee
 from obsconf.conformance.metrics import await_scrape_after
 from obsconf.conformance.scenarios import Flow
 from obsconf.conformance.system import System
-from obsconf.conformance.traces.analysis import Hop, is_consume, is_publish, subject_of
+from obsconf.conformance.traces.expectation import Hop
 from obsconf.conformance.traces.model import Span
+from obsconf.conformance.traces.semconv import is_consume, is_publish, subject_of
 from obsconf.stack.waiting import PollTimeout, poll
 
 

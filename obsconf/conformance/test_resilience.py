@@ -21,12 +21,9 @@ from obsconf.conformance.outage import (
 )
 from obsconf.conformance.scenarios import poll_trace_ready, settle
 from obsconf.conformance.system import System
-from obsconf.conformance.traces.analysis import (
-    Expectation,
-    analyse_flow,
-    expectation_from_target,
-    gap_summary,
-)
+from obsconf.conformance.traces.expectation import Expectation, expectation_from_target
+from obsconf.conformance.traces.findings import gap_summary
+from obsconf.conformance.traces.rules import analyse_flow
 from obsconf.stack.waiting import PollTimeout, poll
 
 DEPENDENCY_TIMEOUT_S = 10.0  # a request during an outage must be answered within this

@@ -23,7 +23,7 @@ from obsconf.conformance.metrics import (
 )
 from obsconf.conformance.scenarios import settle_calls
 from obsconf.conformance.system import System
-from obsconf.conformance.traces.analysis import analyse_flow
+from obsconf.conformance.traces.rules import analyse_flow
 
 NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(
     str.strip

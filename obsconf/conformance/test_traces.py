@@ -7,7 +7,8 @@ import pytest
 from obsconf.conformance.checks import check_findings, flow_spans
 from obsconf.conformance.scenarios import Flow, poll_trace_ready
 from obsconf.conformance.system import System
-from obsconf.conformance.traces.analysis import analyse_flow, counted_roots, is_consume, is_publish
+from obsconf.conformance.traces.rules import analyse_flow, counted_roots
+from obsconf.conformance.traces.semconv import is_consume, is_publish
 
 
 @pytest.mark.guarantee("TRC-ONE-TRACE-PER-FLOW")

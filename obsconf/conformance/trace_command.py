@@ -6,8 +6,10 @@ from obsconf.conformance.clients.errors import BackendError
 from obsconf.conformance.clients.registry import DEFAULT_KIND, StoreSpec, open_store
 from obsconf.conformance.clients.traces import TraceNotFound
 from obsconf.conformance.target import Target
-from obsconf.conformance.traces.analysis import analyse, expectation_from_target, gap_summary
+from obsconf.conformance.traces.expectation import expectation_from_target
+from obsconf.conformance.traces.findings import gap_summary
 from obsconf.conformance.traces.render import render_tree
+from obsconf.conformance.traces.rules import analyse
 
 
 def explain_trace(trace_id: str, traces_url: str, target: Target | None) -> tuple[int, str]:

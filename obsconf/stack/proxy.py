@@ -45,10 +45,6 @@ class TcpProxy:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    @property
-    def cut_now(self) -> bool:
-        return self._listener is None
-
     def cut(self) -> None:
         """Stop listening and reset every open connection. Idempotent."""
         with self._lock:

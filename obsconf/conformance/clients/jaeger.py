@@ -7,7 +7,8 @@ from typing import ClassVar
 import httpx
 
 from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
-from obsconf.conformance.clients.traces import TraceNotFound, rfc3339
+from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.timefmt import rfc3339
 from obsconf.conformance.traces.model import Span, parse_otlp_json
 
 

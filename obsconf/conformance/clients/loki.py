@@ -25,13 +25,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
 
 from obsconf.conformance.clients.errors import BackendError, get_json
 from obsconf.conformance.clients.logs import LogLine, otlp_level, parse_line
+from obsconf.conformance.timefmt import rfc3339
 
 SERVICE_LABEL = "service_name"
 PAGE = 5000  # Loki's default max_entries_limit_per_query
@@ -73,9 +73,8 @@ def otlp_fields(entry: Entry, service_label: str = SERVICE_LABEL) -> dict[str, A
     fields: dict[str, Any] = {
         k: v for k, v in meta.items() if k not in BOOKKEEPING and k != service_label
     }
-    stamp = datetime.fromtimestamp(entry.ns / 1e9, UTC).isoformat()
     fields.update(
-        ts=stamp,
+        ts=rfc3339(entry.ns / 1e9),
         msg=entry.line,
         service=entry.labels.get(service_label) or meta.get(service_label, ""),
         trace_id=meta.get("trace_id", ""),

@@ -7,7 +7,6 @@ in a time window. Each adapter module (`jaeger`, `tempo`, …) implements this f
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import ClassVar, Protocol
 
 from obsconf.conformance.clients.errors import BackendError
@@ -16,10 +15,6 @@ from obsconf.conformance.traces.model import Span
 
 class TraceNotFound(BackendError):
     """The trace store has no trace with that id (yet)."""
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 class TraceStore(Protocol):

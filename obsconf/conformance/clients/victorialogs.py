@@ -26,6 +26,7 @@ import httpx
 
 from obsconf.conformance.clients.errors import BackendError, BackendUnreachable
 from obsconf.conformance.clients.logs import LogLine, otlp_level, parse_line
+from obsconf.conformance.timefmt import rfc3339
 
 STREAM_FIELD = "service.name"
 # Fields VictoriaLogs' OpenTelemetry endpoint adds to every record: not the service's keys.
@@ -65,10 +66,6 @@ def _field(name: str) -> str:
     return name if name.isidentifier() else _quote(name)
 
 
-def _rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).astimezone().isoformat()
-
-
 class VictoriaLogs:
     role: ClassVar[str] = "logs"
     kind: ClassVar[str] = "victorialogs"
@@ -88,8 +85,8 @@ class VictoriaLogs:
     ) -> str:
         query = f"{_field(self.stream_field)}:={_quote(service)}"
         if since is not None or until is not None:
-            start = _rfc3339(since) if since is not None else "-inf"
-            end = _rfc3339(until) if until is not None else "now"
+            start = rfc3339(since) if since is not None else "-inf"
+            end = rfc3339(until) if until is not None else "now"
             query += f" _time:[{start}, {end}]"
         for key, value in equals.items():  # the field itself, or a line that mentions it
             query += f" ({_field(key)}:={_quote(value)} or {_quote(value)})"

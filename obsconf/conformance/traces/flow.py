@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from obsconf.conformance.traces.analysis import Expectation, is_consume, is_publish, subject_of
+from obsconf.conformance.traces.expectation import Expectation
 from obsconf.conformance.traces.model import Span
+from obsconf.conformance.traces.semconv import is_consume, is_publish, subject_of
 
 
 def follow_links(main: str, traces: Mapping[str, Iterable[Span]]) -> dict[str, list[Span]]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-from obsconf.conformance.traces.analysis import Finding, TraceTree, build_tree
+from obsconf.conformance.traces.findings import Finding
 from obsconf.conformance.traces.model import Span
+from obsconf.conformance.traces.tree import TraceTree, build_tree
 
 COLLAPSE_OVER = 20
 ORPHANS_HEADING = "orphans (parent not in trace):"

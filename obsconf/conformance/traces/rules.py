@@ -1,116 +1,28 @@
-"""Trace-graph analysis: turn spans into findings a person can act on.
+"""The trace rules: turn spans into findings a person can act on.
 
 `analyse` checks one trace (roots, orphans, span kinds, consumer parents, clocks, error status,
 and, given an `Expectation`, the service path); `analyse_flow` checks one client flow that
 ended up split over several traces. Every `Finding` names the spans and services concerned
 and its most likely cause, and findings are ordered so that the first one is the break that
-explains the others (`gap_summary`). Supports the TRC-* and PROP-* guarantees.
+explains the others (`findings.gap_summary`). Supports the TRC-* and PROP-* guarantees.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
 
+from obsconf.conformance.traces.expectation import NO_EXPECTATION, Expectation
+from obsconf.conformance.traces.findings import Finding, FindingCode, FindingSet, no_spans
 from obsconf.conformance.traces.model import Link, Span
-
-# Every finding code, in the order used to break ties between findings of the same span.
-CODES = (
-    "no-spans",
-    "mixed-trace-ids",
-    "consumer-root",
-    "orphan",
-    "multiple-roots",
-    "wrong-kind",
-    "consumer-parent-not-producer",
-    "missing-service",
-    "service-order",
-    "child-before-parent",
-    "error-without-status",
+from obsconf.conformance.traces.semconv import (
+    http_status_code,
+    is_consume,
+    is_publish,
+    messaging_role,
+    subject_of,
 )
-# Findings sort by tier first: 0 nothing to analyse, 1 a break in the graph, 2 a consequence
-# of a break (a service absent or out of order), 3 independent of the graph's shape.
-_TIER = {
-    "no-spans": 0,
-    "mixed-trace-ids": 0,
-    "consumer-root": 1,
-    "orphan": 1,
-    "multiple-roots": 1,
-    "wrong-kind": 1,
-    "consumer-parent-not-producer": 1,
-    "missing-service": 2,
-    "service-order": 2,
-    "child-before-parent": 3,
-    "error-without-status": 3,
-}
-
-PUBLISH_OPERATIONS = frozenset({"publish", "send"})
-CONSUME_OPERATIONS = frozenset({"process", "receive"})
-_OPERATION_KEYS = ("messaging.operation", "messaging.operation.type")
-_DESTINATION_KEYS = ("messaging.destination.name", "messaging.destination")
-_STATUS_CODE_KEYS = ("http.response.status_code", "http.status_code")
-
-Role = Literal["publish", "consume"]
-
-
-# --- messaging classification -------------------------------------------------------------
-
-
-def messaging_role(span: Span) -> Role | None:
-    """`publish`, `consume` or None: from `messaging.operation`, else the name, else the kind.
-
-    The name counts when it is `<operation> <subject>` or `<subject> <operation>`, so a span
-    that says what it does is judged by that even when its kind is wrong.
-    """
-    for key in _OPERATION_KEYS:
-        operation = str(span.attributes.get(key, "")).lower()
-        if operation in PUBLISH_OPERATIONS:
-            return "publish"
-        if operation in CONSUME_OPERATIONS:
-            return "consume"
-    words = span.name.lower().split()
-    if len(words) == 2:
-        if PUBLISH_OPERATIONS.intersection(words):
-            return "publish"
-        if CONSUME_OPERATIONS.intersection(words):
-            return "consume"
-    return {"PRODUCER": "publish", "CONSUMER": "consume"}.get(span.kind)  # type: ignore[return-value]
-
-
-def is_publish(span: Span) -> bool:
-    return messaging_role(span) == "publish"
-
-
-def is_consume(span: Span) -> bool:
-    return messaging_role(span) == "consume"
-
-
-def subject_of(span: Span) -> str:
-    """The messaging destination: `messaging.destination.name`, else the subject in the name."""
-    for key in _DESTINATION_KEYS:
-        if span.attributes.get(key):
-            return str(span.attributes[key])
-    words = span.name.split()
-    if len(words) == 2:
-        operations = PUBLISH_OPERATIONS | CONSUME_OPERATIONS
-        if words[0].lower() in operations:
-            return words[1]
-        if words[1].lower() in operations:
-            return words[0]
-    return ""
-
-
-def http_status_code(span: Span) -> int | None:
-    for key in _STATUS_CODE_KEYS:
-        value = span.attributes.get(key)
-        if value is not None:
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return None
-    return None
+from obsconf.conformance.traces.tree import TraceTree, build_tree, start_key
 
 
 def _label(span: Span) -> str:
@@ -122,186 +34,7 @@ def _on(subject: str) -> str:
     return f"on subject {subject}" if subject else "on an unknown subject"
 
 
-# --- the tree ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TraceTree:
-    """The parent/child graph of a set of spans (normally one trace)."""
-
-    spans: Mapping[str, Span]  # by span id (the first of any duplicates)
-    children: Mapping[str, tuple[Span, ...]]  # by parent span id, sorted by start
-    roots: tuple[Span, ...]  # no parent id (or a parent id the caller owns), sorted by start
-    orphans: tuple[Span, ...]  # parent id names no span of the trace, sorted by start
-
-    @property
-    def start_ns(self) -> int:
-        return min((s.start_ns for s in self.spans.values()), default=0)
-
-    def parent(self, span: Span) -> Span | None:
-        return self.spans.get(span.parent_span_id) if span.parent_span_id else None
-
-    def walk(self) -> Iterator[tuple[Span, int]]:
-        """(span, depth) depth-first from each root, then each orphan, then any span left over
-        (only spans caught in a parent cycle), children in start order."""
-        seen: set[str] = set()
-        leftovers = sorted(self.spans.values(), key=_start_key)
-        for top in (*self.roots, *self.orphans, *leftovers):
-            stack = [(top, 0)]
-            while stack:
-                span, depth = stack.pop()
-                if span.span_id in seen:
-                    continue
-                seen.add(span.span_id)
-                yield span, depth
-                stack.extend((c, depth + 1) for c in reversed(self.children.get(span.span_id, ())))
-
-
-def _start_key(span: Span) -> tuple[int, str]:
-    return (span.start_ns, span.span_id)
-
-
-def build_tree(spans: Iterable[Span], external_parents: Collection[str] = ()) -> TraceTree:
-    """The tree of `spans`; a span whose parent id is in `external_parents` (a caller's span
-    the test sent in `traceparent`) counts as a root, not an orphan."""
-    by_id: dict[str, Span] = {}
-    for span in sorted(spans, key=_start_key):
-        by_id.setdefault(span.span_id, span)
-    children: dict[str, list[Span]] = defaultdict(list)
-    roots: list[Span] = []
-    orphans: list[Span] = []
-    for span in by_id.values():  # already in start order
-        if not span.parent_span_id or span.parent_span_id in external_parents:
-            roots.append(span)
-        elif span.parent_span_id not in by_id:
-            orphans.append(span)
-        if span.parent_span_id:
-            children[span.parent_span_id].append(span)
-    return TraceTree(
-        spans=by_id,
-        children={pid: tuple(kids) for pid, kids in children.items()},
-        roots=tuple(roots),
-        orphans=tuple(orphans),
-    )
-
-
-# --- findings and expectations ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing wrong with a trace, explained for someone who never saw the project."""
-
-    code: str  # one of CODES
-    span_id: str  # the span concerned, or ""
-    service: str
-    message: str  # one sentence naming the spans and services concerned
-    likely_cause: str  # one sentence
-
-
-@dataclass(frozen=True)
-class Hop:
-    """A NATS hop of the expected path: `producer_service` publishes on `subject`."""
-
-    subject: str
-    producer_service: str
-    consumer_service: str
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """What an unbroken flow looks like for a target."""
-
-    services: tuple[str, ...]  # in path order
-    hops: tuple[Hop, ...] = ()
-    # "link": a consume span may root its own trace if it links to a PRODUCER span.
-    consumer_relation: Literal["parent", "link"] = "parent"
-    tolerance_ms: float = 50
-    # Span ids the caller owns (a traceparent the test sent): parents that are never exported.
-    external_parents: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        if self.consumer_relation not in ("parent", "link"):
-            raise ValueError(
-                f"consumer_relation must be 'parent' or 'link', not {self.consumer_relation!r}"
-            )
-
-    def hop_into(self, service: str) -> Hop | None:
-        return next((h for h in self.hops if h.consumer_service == service), None)
-
-    def hop_between(self, producer: str, consumer: str) -> Hop | None:
-        return next(
-            (
-                h
-                for h in self.hops
-                if (h.producer_service, h.consumer_service) == (producer, consumer)
-            ),
-            None,
-        )
-
-
-def expectation_from_target(target: Any, tolerance_ms: float = 50) -> Expectation:
-    """The expectation of a `obsconf.conformance.target.Target`: user → order → inventory over the
-    user_created and order_created subjects, with the target's consumer relation."""
-    user, order, inventory = (target.service(role).name for role in ("user", "order", "inventory"))
-    return Expectation(
-        services=(user, order, inventory),
-        hops=(
-            Hop(target.subjects["user_created"], user, order),
-            Hop(target.subjects["order_created"], order, inventory),
-        ),
-        consumer_relation=target.consumer_relation,
-        tolerance_ms=tolerance_ms,
-    )
-
-
-_NO_EXPECTATION = Expectation(services=())
-_LAST = 1 << 126  # sort key of findings that name no span
-
-
-class _Findings:
-    """Collects findings once each and returns them in cause order: tier, then time."""
-
-    def __init__(self) -> None:
-        self._items: dict[Finding, tuple[Any, ...]] = {}
-
-    def add(
-        self,
-        code: str,
-        span: Span | None,
-        message: str,
-        cause: str,
-        service: str = "",
-        rank: int = 0,
-    ) -> None:
-        span_id, service = (span.span_id, span.service) if span else ("", service)
-        finding = Finding(code, span_id, service, message, cause)
-        start = span.start_ns if span else _LAST
-        self._items.setdefault(
-            finding, (_TIER[code], start, rank, CODES.index(code), finding.span_id, message)
-        )
-
-    def sorted(self) -> list[Finding]:
-        return sorted(self._items, key=self._items.__getitem__)
-
-
-# --- checks ---------------------------------------------------------------------------------
-
-
-def _no_spans() -> list[Finding]:
-    return [
-        Finding(
-            "no-spans",
-            "",
-            "",
-            "No spans were found for this trace.",
-            "the trace was not exported yet (poll longer), the services export to another "
-            "backend, or the trace id is wrong",
-        )
-    ]
-
-
-def _check_trace_ids(tree: TraceTree, found: _Findings) -> None:
+def _check_trace_ids(tree: TraceTree, found: FindingSet) -> None:
     by_trace: dict[str, list[Span]] = defaultdict(list)
     for span in tree.spans.values():
         by_trace[span.trace_id].append(span)
@@ -312,7 +45,7 @@ def _check_trace_ids(tree: TraceTree, found: _Findings) -> None:
         if trace_id == first.trace_id:
             continue
         found.add(
-            "mixed-trace-ids",
+            FindingCode.MIXED_TRACE_IDS,
             members[0],
             f"{len(members)} of the spans given, starting with {_label(members[0])}, belong to "
             f"trace {trace_id}, not to trace {first.trace_id} of {_label(first)}.",
@@ -326,7 +59,7 @@ def _linked_producer(span: Span, index: Mapping[str, Span]) -> tuple[bool, Span 
     link names a PRODUCER span on the same subject, or a span of a trace we do not hold (a
     dangling link into a trace we hold is reported by `_check_dangling_links`)."""
     held = {s.trace_id for s in index.values()}
-    offending = None
+    offending: Span | None = None
     for link in span.links:
         target = index.get(link.span_id)
         if target is None and link.trace_id not in held:
@@ -354,7 +87,7 @@ def _producer_problem(consumer: Span, producer: Span) -> str | None:
 
 
 def _check_roots(
-    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: _Findings, main: str
+    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: FindingSet, main: str
 ) -> None:
     """Consume spans that root a trace; any other root but the first of the flow's main trace."""
     first_plain: Span | None = None
@@ -364,7 +97,7 @@ def _check_roots(
         elif root.trace_id != main:
             subject = subject_of(root) or _hop_subject(exp, root.service)
             found.add(
-                "multiple-roots",
+                FindingCode.MULTIPLE_ROOTS,
                 root,
                 f"{_label(root)} started a new trace {root.trace_id}"
                 f"{f' after subject {subject}' if subject else ''} instead of continuing the "
@@ -377,7 +110,7 @@ def _check_roots(
             first_plain = root
         else:
             found.add(
-                "multiple-roots",
+                FindingCode.MULTIPLE_ROOTS,
                 root,
                 f"{_label(root)} is a second root of trace {root.trace_id}, besides "
                 f"{_label(first_plain)}.",
@@ -394,7 +127,7 @@ def counted_roots(spans: Iterable[Span], exp: Expectation) -> list[Span]:
     held = {s.trace_id for s in index.values()}
     return [
         s
-        for s in sorted(index.values(), key=_start_key)
+        for s in sorted(index.values(), key=start_key)
         if (not s.parent_span_id or s.parent_span_id in exp.external_parents)
         and not (
             exp.consumer_relation == "link"
@@ -410,7 +143,7 @@ def _hop_subject(exp: Expectation, service: str) -> str:
 
 
 def _check_consumer_root(
-    root: Span, exp: Expectation, index: Mapping[str, Span], found: _Findings
+    root: Span, exp: Expectation, index: Mapping[str, Span], found: FindingSet
 ) -> None:
     accepted, offending = _linked_producer(root, index)
     if exp.consumer_relation == "link" and accepted:
@@ -432,7 +165,7 @@ def _check_consumer_root(
             "or the consumer did not extract it"
         )
     found.add(
-        "consumer-root",
+        FindingCode.CONSUMER_ROOT,
         root,
         f"{root.service} consume span '{root.name}' {_on(subject)} has no parent, so it "
         f"started a new trace {root.trace_id} instead of continuing the publisher's trace.",
@@ -440,7 +173,7 @@ def _check_consumer_root(
     )
 
 
-def _report_bad_producer(consumer: Span, producer: Span, found: _Findings, via: str) -> None:
+def _report_bad_producer(consumer: Span, producer: Span, found: FindingSet, via: str) -> None:
     problem = _producer_problem(consumer, producer)
     if problem == "subject":
         message = (
@@ -469,10 +202,10 @@ def _report_bad_producer(consumer: Span, producer: Span, found: _Findings, via: 
                 f"{producer.service} injected the context of '{producer.name}' into the "
                 "message: inject while the PRODUCER publish span is current"
             )
-    found.add("consumer-parent-not-producer", consumer, message, cause)
+    found.add(FindingCode.CONSUMER_PARENT_NOT_PRODUCER, consumer, message, cause)
 
 
-def _check_orphans(tree: TraceTree, found: _Findings) -> None:
+def _check_orphans(tree: TraceTree, found: FindingSet) -> None:
     for orphan in tree.orphans:
         if is_consume(orphan):
             cause = (
@@ -489,7 +222,7 @@ def _check_orphans(tree: TraceTree, found: _Findings) -> None:
                 "was read, or sent to another backend"
             )
         found.add(
-            "orphan",
+            FindingCode.ORPHAN,
             orphan,
             f"{_label(orphan)} names parent span {orphan.parent_span_id}, which is not in "
             f"trace {orphan.trace_id}.",
@@ -497,11 +230,11 @@ def _check_orphans(tree: TraceTree, found: _Findings) -> None:
         )
 
 
-def _check_dangling_links(tree: TraceTree, index: Mapping[str, Span], found: _Findings) -> None:
+def _check_dangling_links(tree: TraceTree, index: Mapping[str, Span], found: FindingSet) -> None:
     for span in tree.spans.values():
         for link in dangling_links(span, index):
             found.add(
-                "orphan",
+                FindingCode.ORPHAN,
                 span,
                 f"{_label(span)} links to span {link.span_id} of trace {link.trace_id}, which "
                 "is not in that trace.",
@@ -510,7 +243,7 @@ def _check_dangling_links(tree: TraceTree, index: Mapping[str, Span], found: _Fi
             )
 
 
-def _check_kinds(tree: TraceTree, found: _Findings) -> None:
+def _check_kinds(tree: TraceTree, found: FindingSet) -> None:
     for span in tree.spans.values():
         role = messaging_role(span)
         expected = {"publish": "PRODUCER", "consume": "CONSUMER"}.get(role or "")
@@ -518,7 +251,7 @@ def _check_kinds(tree: TraceTree, found: _Findings) -> None:
             continue
         verb = "publishes" if role == "publish" else "consumes"
         found.add(
-            "wrong-kind",
+            FindingCode.WRONG_KIND,
             span,
             f"{span.service} span '{span.name}' {verb} a message {_on(subject_of(span))} but has "
             f"kind {span.kind} instead of {expected}.",
@@ -528,7 +261,7 @@ def _check_kinds(tree: TraceTree, found: _Findings) -> None:
 
 
 def _check_consumer_parents(
-    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: _Findings
+    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: FindingSet
 ) -> None:
     for span in tree.spans.values():
         parent = tree.parent(span)
@@ -540,7 +273,7 @@ def _check_consumer_parents(
 
 
 def _check_clock(
-    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: _Findings
+    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: FindingSet
 ) -> None:
     """Children must not start before their parent; under `link`, a consume span must not
     start before the publish span it links to (a message cannot be consumed before it is sent)."""
@@ -556,7 +289,7 @@ def _check_clock(
 
 
 def _report_early(
-    span: Span, parent: Span, relation: str, exp: Expectation, found: _Findings
+    span: Span, parent: Span, relation: str, exp: Expectation, found: FindingSet
 ) -> None:
     early_ms = (parent.start_ns - span.start_ns) / 1e6
     cause = (
@@ -567,7 +300,7 @@ def _report_early(
         f"{span.service}, or a start time set by hand"
     )
     found.add(
-        "child-before-parent",
+        FindingCode.CHILD_BEFORE_PARENT,
         span,
         f"{_label(span)} starts {early_ms:.1f} ms before {relation} {_label(parent)} "
         f"(tolerance {exp.tolerance_ms:g} ms).",
@@ -575,13 +308,13 @@ def _report_early(
     )
 
 
-def _check_error_status(tree: TraceTree, found: _Findings) -> None:
+def _check_error_status(tree: TraceTree, found: FindingSet) -> None:
     for span in tree.spans.values():
         code = http_status_code(span)
         if span.kind != "SERVER" or code is None or code < 500 or span.status == "ERROR":
             continue
         found.add(
-            "error-without-status",
+            FindingCode.ERROR_WITHOUT_STATUS,
             span,
             f"{span.service} server span '{span.name}' answered HTTP {code} but its status is "
             f"{span.status}, not ERROR.",
@@ -611,10 +344,10 @@ def _descends_from(span: Span, service: str, index: Mapping[str, Span], via_link
 
 
 def _check_path(
-    spans: Iterable[Span], exp: Expectation, index: Mapping[str, Span], found: _Findings
+    spans: Iterable[Span], exp: Expectation, index: Mapping[str, Span], found: FindingSet
 ) -> None:
     first: dict[str, Span] = {}
-    for span in sorted(spans, key=_start_key):
+    for span in sorted(spans, key=start_key):
         first.setdefault(span.service, span)
     path = " → ".join(exp.services)
     for rank, service in enumerate(exp.services):
@@ -639,7 +372,7 @@ def _check_path(
                 "or were not exported"
             )
         found.add(
-            "missing-service",
+            FindingCode.MISSING_SERVICE,
             None,
             f"No span of {service} is in the trace (expected path: {path}).",
             cause,
@@ -655,7 +388,7 @@ def _check_path(
         hop_text = f" on subject {hop.subject}" if hop else ""
         if not _descends_from(late, before, index, exp.consumer_relation == "link"):
             found.add(
-                "service-order",
+                FindingCode.SERVICE_ORDER,
                 late,
                 f"The first span of {after}, '{late.name}', does not descend from any span of "
                 f"{before}, so the path {before} → {after} is broken.",
@@ -664,7 +397,7 @@ def _check_path(
             )
         elif late.start_ns < early.start_ns - tolerance_ns:
             found.add(
-                "service-order",
+                FindingCode.SERVICE_ORDER,
                 late,
                 f"The first span of {after}, '{late.name}', starts "
                 f"{(early.start_ns - late.start_ns) / 1e6:.1f} ms before the first span of "
@@ -675,7 +408,7 @@ def _check_path(
 
 
 def _check_trace(
-    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: _Findings, main: str
+    tree: TraceTree, exp: Expectation, index: Mapping[str, Span], found: FindingSet, main: str
 ) -> None:
     _check_trace_ids(tree, found)
     _check_roots(tree, exp, index, found, main)
@@ -692,11 +425,11 @@ def _check_trace(
 
 def analyse(spans: Iterable[Span], expectation: Expectation | None = None) -> list[Finding]:
     """Every finding for the spans of one trace, the explaining break first."""
-    exp = expectation or _NO_EXPECTATION
+    exp = expectation or NO_EXPECTATION
     tree = build_tree(spans, exp.external_parents)
     if not tree.spans:
-        return _no_spans()
-    found = _Findings()
+        return no_spans()
+    found = FindingSet()
     main = next(tree.walk())[0].trace_id
     _check_trace(tree, exp, tree.spans, found, main)
     _check_path(tree.spans.values(), exp, tree.spans, found)
@@ -714,30 +447,18 @@ def analyse_flow(
     links and the root links to a PRODUCER span. Per-trace findings follow; the service path is
     checked over all traces together.
     """
-    exp = expectation or _NO_EXPECTATION
+    exp = expectation or NO_EXPECTATION
     trees = {tid: build_tree(spans, exp.external_parents) for tid, spans in traces.items()}
     trees = {tid: tree for tid, tree in trees.items() if tree.spans}
     if not trees:
-        return _no_spans()
+        return no_spans()
     index = {sid: s for tree in trees.values() for sid, s in tree.spans.items()}
-    everything = sorted(index.values(), key=_start_key)
+    everything = sorted(index.values(), key=start_key)
     head = exp.services[:1]
     anchor = next((s for s in everything if s.service in head), everything[0])
     main = anchor.trace_id
-    found = _Findings()
+    found = FindingSet()
     for tree in trees.values():
         _check_trace(tree, exp, index, found, main)
     _check_path(everything, exp, index, found)
     return found.sorted()
-
-
-def gap_summary(findings: Iterable[Finding]) -> str:
-    """One sentence naming the first broken hop: the finding that explains the others."""
-    ordered = list(findings)
-    if not ordered:
-        return "No gap: the flow is connected along the expected path."
-    position = {id(f): i for i, f in enumerate(ordered)}
-    first = min(ordered, key=lambda f: (_TIER.get(f.code, 9), position[id(f)]))
-    more = len(ordered) - 1
-    tail = f" ({more} more finding{'s' if more != 1 else ''})" if more else ""
-    return f"First gap: {first.message.rstrip('.')}; likely cause: {first.likely_cause}{tail}."
