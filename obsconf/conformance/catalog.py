@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,8 +30,9 @@ class Guarantee:
 
 
 @cache
-def _document() -> dict:
-    return yaml.safe_load(CATALOG_FILE.read_text())
+def _document() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(CATALOG_FILE.read_text())
+    return document
 
 
 @cache

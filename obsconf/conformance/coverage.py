@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -62,7 +63,7 @@ class Coverage:
         return [c for s in self.specs for c in s.clauses]
 
 
-def _clause(spec: str, raw: dict) -> Clause:
+def _clause(spec: str, raw: dict[str, Any]) -> Clause:
     extra = sorted(set(raw) - CLAUSE_KEYS)
     if extra:
         raise ValueError(f"coverage.yaml: clause {raw.get('id')}: unknown key(s) {extra}")
@@ -78,7 +79,7 @@ def _clause(spec: str, raw: dict) -> Clause:
     )
 
 
-def parse(raw: dict) -> Coverage:
+def parse(raw: dict[str, Any]) -> Coverage:
     """Coverage from the YAML document (no validation against the catalog: see `problems`)."""
     specs = []
     for entry in raw["specs"]:

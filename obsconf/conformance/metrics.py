@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
 from obsconf.conformance.clients.prometheus import PrometheusClient
+from obsconf.conformance.driver import Call
 from obsconf.conformance.target import Target
 from obsconf.stack.waiting import poll
 
@@ -21,7 +22,7 @@ def selector(target: Target, metric: str, service: str, **labels: str) -> str:
     return f"{metric}{{{','.join(parts)}}}"
 
 
-def await_scrape_after(prom: PrometheusClient, job: str, after: float, timeout: float = 15):
+def await_scrape_after(prom: PrometheusClient, job: str, after: float, timeout: float = 15) -> None:
     """Block until Prometheus has scraped job `job` (the service name) successfully after
     `after` (epoch s). Only a successful scrape counts: until Prometheus re-reads its targets,
     it keeps scraping a target of the same job that is gone (a previous run's service on
@@ -52,7 +53,7 @@ def delta(before: Counter[Key], after: Counter[Key]) -> Counter[Key]:
     )
 
 
-def expected_requests(calls: Iterable, role: str | None = None) -> Counter[Key]:
+def expected_requests(calls: Iterable[Call], role: str | None = None) -> Counter[Key]:
     """What a correct request counter gains from these driver calls (of `role`, if given),
     keyed by (method, route, status)."""
     return Counter(
@@ -66,14 +67,14 @@ DURATION_SLACK_S = 0.25  # ... and a descheduled server on a busy machine stops 
 MIN_SERVER_SHARE = 1 / 200  # over a round, server time is at least this share of client time
 
 
-def client_latencies(calls: Iterable, role: str | None = None) -> Counter[Key]:
+def client_latencies(calls: Iterable[Call], role: str | None = None) -> Counter[Key]:
     """Seconds the client waited for these driver calls (of `role`, if given), summed per
     (method, route, status) — the keys of `expected_requests`."""
-    total: Counter[Key] = Counter()
+    total: defaultdict[Key, float] = defaultdict(float)
     for c in calls:
         if role is None or c.role == role:
             total[(c.method, c.route, str(c.status))] += c.ended - c.started
-    return total
+    return Counter(total)  # of seconds: typeshed's Counter holds ints, these Counters floats
 
 
 def duration_ceiling(client_seconds: float) -> float:

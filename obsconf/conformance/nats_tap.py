@@ -11,6 +11,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class NatsTap:
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._nc = None
+        self._nc: Client | None = None
 
     def __enter__(self) -> NatsTap:
         self._thread.start()
@@ -41,17 +46,17 @@ class NatsTap:
     async def _connect(self) -> None:
         import nats
 
-        self._nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=2)
+        nc = self._nc = await nats.connect(self.url, connect_timeout=5, max_reconnect_attempts=2)
 
-        async def keep(msg) -> None:  # nats-py Msg
+        async def keep(msg: Msg) -> None:
             with self._lock:
                 self.messages.append(
                     TappedMessage(msg.subject, dict(msg.headers or {}), msg.data, time.time())
                 )
 
         for subject in self.subjects:
-            await self._nc.subscribe(subject, cb=keep)
-        await self._nc.flush()
+            await nc.subscribe(subject, cb=keep)
+        await nc.flush()
 
     def snapshot(self) -> list[TappedMessage]:
         with self._lock:

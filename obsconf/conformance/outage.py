@@ -93,7 +93,7 @@ def run_nats_outage(system: System, driver: Driver, seconds: float) -> list[Call
     """Cut NATS for `seconds` while creating a user every second; the user calls."""
     proxy = _proxy(system, "nats")
     tag = secrets.token_hex(4)
-    calls = []
+    calls: list[Call] = []
     proxy.cut()
     cut_at = time.monotonic()
     try:

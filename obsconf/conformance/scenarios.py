@@ -14,7 +14,9 @@ import contextlib
 import json
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypedDict, Unpack
 
 from obsconf.conformance.clients.traces import TraceNotFound
 from obsconf.conformance.driver import Call, Driver
@@ -36,12 +38,20 @@ def unique_email() -> str:
     return f"obsconf-{secrets.token_hex(6)}@example.com"
 
 
-def create_user(driver: Driver, **call_options: object) -> Call:
+class CallOptions(TypedDict, total=False):
+    """What a scenario's caller may add to its `Driver.call`."""
+
+    headers: Mapping[str, str] | Sequence[tuple[str, str]] | None
+    traced: bool
+    request_id: str | None
+
+
+def create_user(driver: Driver, **call_options: Unpack[CallOptions]) -> Call:
     payload = {"name": "Ada Conformance", "email": unique_email()}
     return driver.call("user", "POST", "/api/users", json=payload, **call_options)
 
 
-def get_user(driver: Driver, user_id: object, **call_options: object) -> Call:
+def get_user(driver: Driver, user_id: object, **call_options: Unpack[CallOptions]) -> Call:
     return driver.call(
         "user", "GET", f"/api/users/{user_id}", route="/api/users/{id}", **call_options
     )
@@ -136,7 +146,7 @@ class _Watch:
 
     settled: Settled
     started: float
-    seen: frozenset = frozenset()
+    seen: frozenset[tuple[str, str, int]] = frozenset()  # `signature` of the flow
     changed: float = 0.0
     done: bool = False
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from obsconf.stack.images import ImagesMissing
 from obsconf.stack.local import ComponentFailed
 from obsconf.stack.proxy import TcpProxy, proxied_url, proxy_for
 from obsconf.stack.services import ServiceFailed, ServiceProcesses, run_values
+
+Closers = list[Callable[[], object]]  # what stops what was started, called last first
 
 
 class Unreachable(RuntimeError):
@@ -64,7 +66,7 @@ class System:
     # dependency -> the proxy the started services reach it through (cut = outage); empty
     # when the harness did not start the services
     dependencies: dict[str, TcpProxy] = field(default_factory=dict)
-    _closers: list = field(default_factory=list)
+    _closers: Closers = field(default_factory=list)
 
     def driver(self, timeout: float = 10.0) -> Driver:
         """A request driver whose calls also go into the run's journal."""
@@ -103,10 +105,10 @@ OUTAGE_DEPENDENCIES = ("postgres", "nats")
 
 
 def route_through_proxies(
-    endpoints: Endpoints, proxies: dict[str, TcpProxy], closers: list
+    endpoints: Endpoints, proxies: dict[str, TcpProxy], closers: Closers
 ) -> Endpoints:
     """`endpoints` with each outage dependency behind a fresh proxy (added to `proxies`)."""
-    routed = {}
+    routed: dict[str, Any] = {}  # str fields of Endpoints; replace() cannot tell which by name
     for name in OUTAGE_DEPENDENCIES:
         proxy = proxy_for(getattr(endpoints, name))
         closers.append(proxy.stop)
@@ -119,19 +121,28 @@ def start_services(
     target: Target,
     endpoints: Endpoints | None,
     faults: Sequence[str],
-    closers: list,
+    closers: Closers,
     proxies: dict[str, TcpProxy] | None = None,
 ) -> dict[str, str]:
     """Start the services the target gives start commands for; role -> base URL of every
     service (started, or at the target's URL). The stop goes onto `closers` first. With
     `proxies`, the services reach the outage dependencies through proxies put there."""
-    started = {role: spec for role, spec in target.services.items() if spec.start is not None}
-    if faults and not any(spec.start.uses("faults") for spec in started.values()):
+    started = {  # role -> (service name, start command)
+        role: (spec.name, spec.start)
+        for role, spec in target.services.items()
+        if spec.start is not None
+    }
+    if faults and not any(start.uses("faults") for _, start in started.values()):
         raise ValueError(
             f"fault modes ({', '.join(faults)}) need start commands that take them "
             f"(the {{faults}} placeholder); target {target.name}'s do not"
         )
-    urls = {role: spec.url for role, spec in target.services.items() if spec.start is None}
+    urls: dict[str, str] = {}
+    for role, spec in target.services.items():
+        if spec.start is None:
+            if spec.url is None:  # the target parser refuses such a service
+                raise ValueError(f"target {target.name}: services.{role} has no url to reach")
+            urls[role] = spec.url
     if not started:
         return urls
     if endpoints is None or not (endpoints.log_dir and endpoints.scrape_dir):
@@ -148,7 +159,7 @@ def start_services(
         endpoints = route_through_proxies(endpoints, proxies, closers)
     services = ServiceProcesses(
         endpoints,
-        {spec.name: (role, spec.start) for role, spec in started.items()},
+        {name: (role, start) for role, (name, start) in started.items()},
         run_values(
             ",".join(faults), target.consumer_relation, target.span_flush_interval, target.logs
         ),
@@ -156,7 +167,7 @@ def start_services(
     )
     closers.append(services.stop)
     by_name = services.start()
-    urls.update({role: by_name[spec.name] for role, spec in started.items()})
+    urls.update({role: by_name[name] for role, (name, _) in started.items()})
     return urls
 
 
@@ -172,7 +183,7 @@ def open_system(
     `backends.start`;
     `stack_endpoints` (an `obsconf up --json` file) means an external, already running stack.
     """
-    closers: list = []
+    closers: Closers = []
     opened_at = time.time()
     try:
         endpoints: Endpoints | None = None
@@ -190,12 +201,12 @@ def open_system(
                 f"target {target.name} starts its services: that needs a stack "
                 "(--stack local|containers|auto, or --stack-endpoints FILE)"
             )
-        if endpoints is None and not (target.backends.prometheus and target.backends.logs):
+        prometheus_url = target.backends.prometheus or (endpoints.prometheus if endpoints else None)
+        if prometheus_url is None or (endpoints is None and not target.backends.logs):
             raise ValueError(
                 f"--stack {kind}: target {target.name} names no backend URLs to use; "
                 "give backends.prometheus/logs/traces or a stack to start"
             )
-        prometheus_url = target.backends.prometheus or endpoints.prometheus
         logs = stack_store("logs", endpoints, target.backends.logs)
         closers.append(logs.close)
         traces = stack_store("traces", endpoints, target.backends.traces)

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from obsconf.conformance.checks import check_equal
+from obsconf.conformance.checks import Evidence, check_equal
 from obsconf.conformance.load.account import Accounting, account
 from obsconf.conformance.load.send import send, tap
 from obsconf.conformance.metrics import (
+    Key,
     await_scrape_after,
     delta,
     expected_requests,
@@ -32,11 +34,11 @@ DRAIN_S_PER_FLOW = 0.12  # the wait for the backends grows with N (1,000 flows: 
 @dataclass
 class Load:
     accounting: Accounting
-    expected: Counter
-    counted: Counter
+    expected: Counter[Key]
+    counted: Counter[Key]
 
 
-def _progress(config: pytest.Config):
+def _progress(config: pytest.Config) -> Callable[[str], None]:
     """A progress line on the terminal (outside output capture) at most every 2 s."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
@@ -78,7 +80,7 @@ def load(obsconf_system: System, pytestconfig: pytest.Config) -> Load:
     return Load(accounting, expected_requests(sent.calls), counted)
 
 
-def _reconciliation(load: Load, evidence) -> None:
+def _reconciliation(load: Load, evidence: Evidence) -> None:
     a = load.accounting
     evidence(
         kind="reconciliation",
@@ -91,7 +93,7 @@ def _reconciliation(load: Load, evidence) -> None:
 
 
 @pytest.mark.guarantee("LOAD-DISTINCT-TRACES")
-def test_load_distinct_traces(load: Load, obsconf_evidence) -> None:
+def test_load_distinct_traces(load: Load, obsconf_evidence: Evidence) -> None:
     a = load.accounting
     _reconciliation(load, obsconf_evidence)
     calls = a.sent.flows
@@ -107,7 +109,7 @@ def test_load_distinct_traces(load: Load, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("LOAD-EXACT-COUNTS")
-def test_load_exact_counts(obsconf_system: System, load: Load, obsconf_evidence) -> None:
+def test_load_exact_counts(obsconf_system: System, load: Load, obsconf_evidence: Evidence) -> None:
     check_equal(
         f"{obsconf_system.names['user']}: requests counted under concurrency",
         "http_requests_total delta",
@@ -118,7 +120,7 @@ def test_load_exact_counts(obsconf_system: System, load: Load, obsconf_evidence)
 
 
 @pytest.mark.guarantee("LOAD-NO-LOG-LOSS")
-def test_load_no_log_loss(obsconf_system: System, load: Load, obsconf_evidence) -> None:
+def test_load_no_log_loss(obsconf_system: System, load: Load, obsconf_evidence: Evidence) -> None:
     a = load.accounting
     unlogged = a.lost()["log path"]
     obsconf_evidence(
@@ -132,7 +134,7 @@ def test_load_no_log_loss(obsconf_system: System, load: Load, obsconf_evidence) 
 
 
 @pytest.mark.guarantee("LOAD-NO-MERGED-TRACES")
-def test_load_no_merged_traces(load: Load, obsconf_evidence) -> None:
+def test_load_no_merged_traces(load: Load, obsconf_evidence: Evidence) -> None:
     a = load.accounting
     problems = [
         f"{f.call.describe()}: {detail}"
@@ -150,7 +152,7 @@ def test_load_no_merged_traces(load: Load, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("LOAD-FRESHNESS")
-def test_load_freshness(obsconf_system: System, load: Load, obsconf_evidence) -> None:
+def test_load_freshness(obsconf_system: System, load: Load, obsconf_evidence: Evidence) -> None:
     """p99 of request end -> signal queryable, per signal, within the target's thresholds."""
     fresh = load.accounting.freshness
     limits = obsconf_system.target.freshness_s
@@ -165,7 +167,7 @@ def test_load_freshness(obsconf_system: System, load: Load, obsconf_evidence) ->
     late = [
         f"{signal}: p99 {summary[signal]['p99']:.2f}s > {limit:g}s"
         for signal, limit in limits.items()
-        if summary[signal]["p99"] is not None and summary[signal]["p99"] > limit
+        if (p99 := summary[signal]["p99"]) is not None and p99 > limit
     ]
     unseen = [s for s in limits if summary[s]["n"] == 0]
     assert not unseen, f"never observed: {', '.join(unseen)} ({fresh.describe()})"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from obsconf.conformance.checks import check_equal
+from obsconf.conformance.checks import Evidence, check_equal
+from obsconf.conformance.clients.logs import LogLine
 from obsconf.conformance.clients.traces import TraceNotFound
 from obsconf.conformance.logs import REQUIRED_KEYS, describe_lines, lines_between, request_lines
 from obsconf.conformance.metrics import await_scrape_after
@@ -17,7 +20,7 @@ from obsconf.stack.waiting import PollTimeout, poll
 
 
 @pytest.fixture(scope="module")
-def flow_lines(obsconf_system: System, obsconf_flow: Flow) -> dict[str, list]:
+def flow_lines(obsconf_system: System, obsconf_flow: Flow) -> dict[str, list[LogLine]]:
     """Every line each service wrote during the flow (request + asynchronous hops)."""
     poll(
         lambda: obsconf_system.logs.lines(
@@ -34,7 +37,7 @@ def flow_lines(obsconf_system: System, obsconf_flow: Flow) -> dict[str, list]:
 
 
 @pytest.fixture(scope="module")
-def in_request(obsconf_system: System, obsconf_flow: Flow) -> list:
+def in_request(obsconf_system: System, obsconf_flow: Flow) -> list[LogLine]:
     lines = request_lines(obsconf_system, obsconf_flow.call)
     assert lines, (
         f"no {obsconf_system.names['user']} log line found in the log store for the request "
@@ -44,7 +47,7 @@ def in_request(obsconf_system: System, obsconf_flow: Flow) -> list:
 
 
 @pytest.mark.guarantee("LOG-JSON-LINES")
-def test_log_json_lines(flow_lines: dict[str, list], obsconf_evidence) -> None:
+def test_log_json_lines(flow_lines: dict[str, list[LogLine]], obsconf_evidence: Evidence) -> None:
     bad = [ln for lines in flow_lines.values() for ln in lines if ln.fields is None]
     obsconf_evidence(
         kind="logs",
@@ -56,7 +59,9 @@ def test_log_json_lines(flow_lines: dict[str, list], obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("LOG-REQUIRED-KEYS")
-def test_log_required_keys(flow_lines: dict[str, list], obsconf_evidence) -> None:
+def test_log_required_keys(
+    flow_lines: dict[str, list[LogLine]], obsconf_evidence: Evidence
+) -> None:
     bad = [
         ln
         for lines in flow_lines.values()
@@ -73,7 +78,9 @@ def test_log_required_keys(flow_lines: dict[str, list], obsconf_evidence) -> Non
 
 
 @pytest.mark.guarantee("LOG-SERVICE-FIELD")
-def test_log_service_field(flow_lines: dict[str, list], obsconf_evidence) -> None:
+def test_log_service_field(
+    flow_lines: dict[str, list[LogLine]], obsconf_evidence: Evidence
+) -> None:
     bad = [
         (name, ln)
         for name, lines in flow_lines.items()
@@ -92,7 +99,9 @@ def test_log_service_field(flow_lines: dict[str, list], obsconf_evidence) -> Non
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-IN-REQUEST")
-def test_log_trace_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+def test_log_trace_id_in_request(
+    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Evidence
+) -> None:
     bad = [ln for ln in in_request if ln.get("trace_id") != obsconf_flow.trace_id]
     obsconf_evidence(
         kind="logs",
@@ -108,7 +117,9 @@ def test_log_trace_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_e
 
 
 @pytest.mark.guarantee("LOG-SPAN-ID-IN-REQUEST")
-def test_log_span_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+def test_log_span_id_in_request(
+    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Evidence
+) -> None:
     span_ids = {s.span_id for s in obsconf_flow.spans}
     bad = [ln for ln in in_request if ln.get("span_id") not in span_ids]
     obsconf_evidence(
@@ -124,7 +135,12 @@ def test_log_span_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_ev
 
 
 def _await_lines_with_trace(
-    system: System, service: str, trace_id: str, evidence, check: str, explain
+    system: System,
+    service: str,
+    trace_id: str,
+    evidence: Evidence,
+    check: str,
+    explain: Callable[[], str],
 ) -> None:
     """Poll the log store for `service` lines carrying `trace_id`; on timeout fail with
     `explain()` and the log query that was run."""
@@ -143,7 +159,7 @@ def _await_lines_with_trace(
 
 @pytest.mark.guarantee("LOG-FINDABLE-BY-TRACE")
 def test_log_findable_by_trace(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
 ) -> None:
     service = obsconf_system.names["user"]
     _await_lines_with_trace(
@@ -161,7 +177,7 @@ def test_log_findable_by_trace(
 
 @pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
 def test_log_trace_id_resolves(
-    obsconf_system: System, flow_lines: dict[str, list], obsconf_evidence
+    obsconf_system: System, flow_lines: dict[str, list[LogLine]], obsconf_evidence: Evidence
 ) -> None:
     trace_ids = {ln.get("trace_id") for lines in flow_lines.values() for ln in lines} - {None, ""}
     assert trace_ids, "no line of the flow carries a trace_id"
@@ -204,7 +220,7 @@ def _consume_span(flow: Flow, hop: Hop) -> Span:
 
 @pytest.mark.guarantee("LOG-CONSUMER-CORRELATED")
 def test_log_consumer_correlated(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
 ) -> None:
     """Each consumer's lines are found by the trace id of its consume span: the flow's trace,
     or, where consumers link, the linked trace that span roots."""
@@ -234,7 +250,7 @@ def test_log_consumer_correlated(
 
 @pytest.mark.guarantee("LOG-CONSUMER-EVERY-LINE")
 def test_log_consumer_every_line(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
 ) -> None:
     """Every line a consumer writes between the publish of the flow's message and the end of
     its consume span carries the consume span's trace_id and a span_id of that trace."""
@@ -270,7 +286,9 @@ def test_log_consumer_every_line(
 
 
 @pytest.mark.guarantee("LOG-REQUEST-ID")
-def test_log_request_id(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+def test_log_request_id(
+    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Evidence
+) -> None:
     bad = [ln for ln in in_request if ln.get("request_id") != obsconf_flow.call.request_id]
     obsconf_evidence(
         kind="logs",
@@ -284,7 +302,7 @@ def test_log_request_id(obsconf_flow: Flow, in_request: list, obsconf_evidence) 
     )
 
 
-def check_no_log_loss(system: System, evidence, after: float) -> None:
+def check_no_log_loss(system: System, evidence: Evidence, after: float) -> None:
     """Per service: lines counted by the service (log_records_total) == lines in the store
     since the process started. Polled: the shipper may still be catching up."""
     metric = system.target.metrics["log_records"]
@@ -321,5 +339,7 @@ def check_no_log_loss(system: System, evidence, after: float) -> None:
 
 
 @pytest.mark.guarantee("LOG-NO-LOSS")
-def test_log_no_loss(obsconf_system: System, obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_log_no_loss(
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+) -> None:
     check_no_log_loss(obsconf_system, obsconf_evidence, after=obsconf_flow.ended)

@@ -6,12 +6,13 @@ import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from obsconf.conformance.checks import check_equal
+from obsconf.conformance.checks import Evidence, check_equal
 from obsconf.conformance.driver import Driver
 from obsconf.conformance.metrics import (
     Key,
@@ -81,7 +82,7 @@ def _seconds(system: System) -> dict[str, Counter[Key]]:
     }
 
 
-def _snapshots(system: System) -> tuple[dict, dict]:
+def _snapshots(system: System) -> tuple[dict[str, Counter[Key]], dict[str, Counter[Key]]]:
     labels = _labels(system)
     return (
         {
@@ -142,7 +143,7 @@ def round_(obsconf_system: System) -> Round:
 
 
 @pytest.mark.guarantee("MET-EXPOSITION-PARSES")
-def test_met_exposition_parses(obsconf_system: System, obsconf_evidence) -> None:
+def test_met_exposition_parses(obsconf_system: System, obsconf_evidence: Evidence) -> None:
     for role, url in obsconf_system.urls.items():
         body = httpx.get(f"{url}/metrics", timeout=5).text
         try:
@@ -158,12 +159,12 @@ def test_met_exposition_parses(obsconf_system: System, obsconf_evidence) -> None
 
 
 @pytest.mark.guarantee("MET-TARGET-UP")
-def test_met_target_up(obsconf_system: System, obsconf_evidence) -> None:
+def test_met_target_up(obsconf_system: System, obsconf_evidence: Evidence) -> None:
     for name in obsconf_system.names.values():
         query = f'max(up{{job="{name}"}})'
         try:
             value = poll(
-                lambda q=query: obsconf_system.prometheus.value(q),
+                partial(obsconf_system.prometheus.value, query),
                 until=lambda v: v == 1,
                 timeout=5,
                 describe=query,
@@ -174,7 +175,9 @@ def test_met_target_up(obsconf_system: System, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("MET-REQUESTS-EXACT")
-def test_met_requests_exact(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+def test_met_requests_exact(
+    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+) -> None:
     for role in obsconf_system.names:
         seen = delta(round_.before[role], round_.after[role])
         check_equal(
@@ -187,7 +190,9 @@ def test_met_requests_exact(obsconf_system: System, round_: Round, obsconf_evide
 
 
 @pytest.mark.guarantee("MET-ERRORS-COUNTED")
-def test_met_errors_counted(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+def test_met_errors_counted(
+    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+) -> None:
     for role in obsconf_system.names:
         errors = Counter({k: v for k, v in round_.expected[role].items() if k[2] >= "400"})
         seen = delta(round_.before[role], round_.after[role])
@@ -202,7 +207,9 @@ def test_met_errors_counted(obsconf_system: System, round_: Round, obsconf_evide
 
 
 @pytest.mark.guarantee("MET-ROUTE-TEMPLATE")
-def test_met_route_template(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+def test_met_route_template(
+    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+) -> None:
     routes = {
         k[1]
         for role in obsconf_system.names
@@ -222,7 +229,9 @@ def test_met_route_template(obsconf_system: System, round_: Round, obsconf_evide
 
 
 @pytest.mark.guarantee("MET-ROUTE-CARDINALITY")
-def test_met_route_cardinality(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+def test_met_route_cardinality(
+    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+) -> None:
     after_routes = {k[1] for k in round_.after["user"]}
     concrete = sorted(r for r in after_routes if any(str(i) in r for i in UNKNOWN_IDS))
     obsconf_evidence(
@@ -236,7 +245,9 @@ def test_met_route_cardinality(obsconf_system: System, round_: Round, obsconf_ev
 
 
 @pytest.mark.guarantee("MET-HISTOGRAM-CUMULATIVE")
-def test_met_histogram_cumulative(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+def test_met_histogram_cumulative(
+    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+) -> None:
     metric = obsconf_system.target.metrics["duration"]
     for name in obsconf_system.names.values():
         label = obsconf_system.target.labels["service"]
@@ -245,7 +256,7 @@ def test_met_histogram_cumulative(obsconf_system: System, round_: Round, obsconf
             tuple(sorted((k, v) for k, v in s.labels.items() if k != "__name__")): s.value
             for s in obsconf_system.prometheus.query(f'{metric}_count{{{label}="{name}"}}')
         }
-        series: dict[tuple, list[tuple[float, float]]] = {}
+        series: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
         for sample in buckets:
             key = tuple(
                 sorted((k, v) for k, v in sample.labels.items() if k not in ("le", "__name__"))
@@ -266,7 +277,7 @@ def test_met_histogram_cumulative(obsconf_system: System, round_: Round, obsconf
 
 @pytest.mark.guarantee("MET-HISTOGRAM-COUNT-MATCHES")
 def test_met_histogram_count_matches(
-    obsconf_system: System, round_: Round, obsconf_evidence
+    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
 ) -> None:
     for role in obsconf_system.names:
         requests = delta(round_.before[role], round_.after[role])
@@ -281,7 +292,9 @@ def test_met_histogram_count_matches(
 
 
 @pytest.mark.guarantee("MET-DURATION-UNIT")
-def test_met_duration_unit(obsconf_system: System, round_: Round, obsconf_evidence) -> None:
+def test_met_duration_unit(
+    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+) -> None:
     """The duration histogram observes seconds, judged against what the client measured.
 
     Ceiling, per route and per service in total: a server cannot take longer than its client
@@ -333,7 +346,7 @@ def _invalid_users() -> list[dict[str, str]]:
 
 @pytest.mark.guarantee("MET-BUSINESS-COMMITTED")
 def test_met_business_committed(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
 ) -> None:
     """One user committed, one duplicate (409) and invalid payloads (422): the business counter
     rises by exactly the committed one."""
@@ -401,8 +414,12 @@ def settled_value(system: System, query: str) -> float:
     return reads[-1]
 
 
+# counter -> (query, value before, expected rise, seen rise)
+BusinessRound = dict[str, tuple[str, float, float, float]]
+
+
 @pytest.fixture(scope="module")
-def business_round(obsconf_system: System) -> dict[str, tuple[str, float, float, float]]:
+def business_round(obsconf_system: System) -> BusinessRound:
     """Create users; read business and event counters before and after their flows."""
     subject = obsconf_system.target.subjects["user_created"]
     queries = {
@@ -430,14 +447,14 @@ def business_round(obsconf_system: System) -> dict[str, tuple[str, float, float,
 
 
 @pytest.mark.guarantee("MET-BUSINESS-COUNTERS")
-def test_met_business_counters(business_round: dict, obsconf_evidence) -> None:
+def test_met_business_counters(business_round: BusinessRound, obsconf_evidence: Evidence) -> None:
     for key in ("users_created", "welcome_orders_created"):
         query, _, expected, seen = business_round[key]
         check_equal(f"{key} rises by the entities created", query, expected, seen, obsconf_evidence)
 
 
 @pytest.mark.guarantee("MET-EVENT-COUNTERS")
-def test_met_event_counters(business_round: dict, obsconf_evidence) -> None:
+def test_met_event_counters(business_round: BusinessRound, obsconf_evidence: Evidence) -> None:
     for key in ("events_published", "events_consumed"):
         query, _, expected, seen = business_round[key]
         check_equal(

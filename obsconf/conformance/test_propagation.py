@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from obsconf.conformance.checks import check_equal
-from obsconf.conformance.driver import Driver
+from obsconf.conformance.checks import Evidence, check_equal
+from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.nats_tap import TappedMessage
 from obsconf.conformance.scenarios import (
     TRACESTATE,
     Flow,
@@ -16,15 +17,17 @@ from obsconf.conformance.scenarios import (
     server_traces_between,
 )
 from obsconf.conformance.system import System
+from obsconf.conformance.traces.model import Span
 from obsconf.conformance.w3c import traceparent_problem
 from obsconf.stack.waiting import PollTimeout, poll
 
 MALFORMED = "00-this-is-not-a-traceparent-01"
 REQUEST_ID_HEADER = "X-Request-ID"
+Continued = tuple[Call, list[Span]]  # a traced call, the server spans under its trace id
 
 
 @pytest.fixture(scope="module")
-def continued(obsconf_system: System) -> tuple:
+def continued(obsconf_system: System) -> Continued:
     """A traced GET and the server spans found under the trace id the suite sent."""
     driver = obsconf_system.driver()
     call = get_user(driver, 1)
@@ -35,7 +38,7 @@ def continued(obsconf_system: System) -> tuple:
 
 @pytest.mark.guarantee("PROP-TRACEPARENT-CONTINUED")
 def test_prop_traceparent_continued(
-    obsconf_system: System, continued: tuple, obsconf_evidence
+    obsconf_system: System, continued: Continued, obsconf_evidence: Evidence
 ) -> None:
     call, servers = continued
     obsconf_evidence(
@@ -55,7 +58,7 @@ def test_prop_traceparent_continued(
 
 
 @pytest.mark.guarantee("PROP-PARENT-IS-CALLER")
-def test_prop_parent_is_caller(continued: tuple, obsconf_evidence) -> None:
+def test_prop_parent_is_caller(continued: Continued, obsconf_evidence: Evidence) -> None:
     call, servers = continued
     assert servers, f"no server span under the trace id sent with {call.describe()}"
     check_equal(
@@ -67,7 +70,7 @@ def test_prop_parent_is_caller(continued: tuple, obsconf_evidence) -> None:
     )
 
 
-def _messages(flow: Flow, subject: str) -> list:
+def _messages(flow: Flow, subject: str) -> list[TappedMessage]:
     return [m for m in flow.messages if m.subject == subject]
 
 
@@ -90,7 +93,9 @@ def _message_problems(
 
 
 @pytest.mark.guarantee("PROP-NATS-HEADERS")
-def test_prop_nats_headers(obsconf_system: System, obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_prop_nats_headers(
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+) -> None:
     problems = _message_problems(
         obsconf_system,
         obsconf_flow,
@@ -107,7 +112,7 @@ def test_prop_nats_headers(obsconf_system: System, obsconf_flow: Flow, obsconf_e
 
 @pytest.mark.guarantee("PROP-REQUEST-ID-ON-NATS")
 def test_prop_request_id_on_nats(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
 ) -> None:
     """The request's X-Request-ID rides on the messages of every hop, so the lines a consumer
     writes can be tied to the request that caused them even without a trace."""
@@ -136,7 +141,7 @@ def test_prop_request_id_on_nats(
 
 @pytest.mark.guarantee("PROP-TRACESTATE-PASSED")
 def test_prop_tracestate_passed(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
 ) -> None:
     """The request's own message carries its tracestate; so does the message its consumer
     publishes when the consumer continues the trace (`parent`). Under `link` the consumer
@@ -162,7 +167,7 @@ def test_prop_tracestate_passed(
 
 @pytest.mark.guarantee("PROP-MALFORMED-NEW-TRACE")
 def test_prop_malformed_new_trace(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
 ) -> None:
     call = obsconf_driver.call(
         "user", "GET", "/api/users", traced=False, headers={"traceparent": MALFORMED}
@@ -201,7 +206,7 @@ def test_prop_malformed_new_trace(
 
 
 @pytest.mark.guarantee("PROP-REQUEST-ID-ECHOED")
-def test_prop_request_id_echoed(obsconf_driver: Driver, obsconf_evidence) -> None:
+def test_prop_request_id_echoed(obsconf_driver: Driver, obsconf_evidence: Evidence) -> None:
     given = obsconf_driver.call("user", "GET", "/api/users", request_id="obsconf-echo-check")
     check_equal(
         "X-Request-ID sent is echoed",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
+from obsconf.conformance.checks import Evidence
 from obsconf.conformance.driver import Call, Driver
 from obsconf.conformance.hostile import Hostile, hostile_requests, judge
 from obsconf.conformance.logs import describe_lines, request_lines
@@ -37,6 +39,10 @@ def _text(body: object) -> str:
     return body if isinstance(body, str) else json.dumps(body)
 
 
+def _health_status(driver: Driver, role: str) -> int:
+    return driver.call(role, "GET", "/health", traced=False).status
+
+
 def _leftover(driver: Driver, case: Hostile) -> str | None:
     """What `case` left behind, found through the contract's own lookup (None: nothing)."""
     if case.leftover is None:
@@ -49,7 +55,7 @@ def _leftover(driver: Driver, case: Hostile) -> str | None:
 
 @pytest.mark.guarantee("RES-HOSTILE-INPUT-4XX")
 def test_res_hostile_input_4xx(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
 ) -> None:
     tag = secrets.token_hex(6)
     cases = hostile_requests(tag, user_id=900_000_000 + secrets.randbelow(99_000_000))
@@ -71,7 +77,7 @@ def test_res_hostile_input_4xx(
     for role in obsconf_system.urls:
         try:
             poll(
-                lambda role=role: obsconf_driver.call(role, "GET", "/health", traced=False).status,
+                partial(_health_status, obsconf_driver, role),
                 until=lambda status: status == 200,
                 timeout=10,
                 describe=f"{obsconf_system.names[role]} /health to answer 200 "
@@ -104,7 +110,7 @@ FOLLOW_UPS = {
 
 @pytest.mark.guarantee("RES-LARGE-BODY-NO-MERGE")
 def test_res_large_body_no_merge(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
 ) -> None:
     oversized = {
         c.role: c
@@ -163,7 +169,7 @@ def outage(obsconf_system: System, pytestconfig: pytest.Config) -> Outage:
 
 
 @pytest.mark.guarantee("RES-OUTAGE-503")
-def test_res_outage_503(obsconf_system: System, outage: Outage, obsconf_evidence) -> None:
+def test_res_outage_503(obsconf_system: System, outage: Outage, obsconf_evidence: Evidence) -> None:
     call = outage.user_call
     assert call is not None
     obsconf_evidence(
@@ -207,7 +213,7 @@ def order_expectation(system: System, call: Call) -> Expectation:
 
 @pytest.mark.guarantee("RES-OUTAGE-NO-LOST-EVENT")
 def test_res_outage_no_lost_event(
-    obsconf_system: System, obsconf_driver: Driver, outage: Outage, obsconf_evidence
+    obsconf_system: System, obsconf_driver: Driver, outage: Outage, obsconf_evidence: Evidence
 ) -> None:
     accepted = outage.accepted
     assert accepted, (
@@ -271,7 +277,10 @@ def test_res_outage_no_lost_event(
 
 @pytest.mark.guarantee("RES-NATS-OUTAGE-NO-LOST-EVENT")
 def test_res_nats_outage_no_lost_event(
-    obsconf_system: System, obsconf_driver: Driver, pytestconfig: pytest.Config, obsconf_evidence
+    obsconf_system: System,
+    obsconf_driver: Driver,
+    pytestconfig: pytest.Config,
+    obsconf_evidence: Evidence,
 ) -> None:
     try:
         calls = run_nats_outage(obsconf_system, obsconf_driver, _outage_seconds(pytestconfig))

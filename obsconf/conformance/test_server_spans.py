@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pytest
 
+from obsconf.conformance.checks import Evidence
 from obsconf.conformance.driver import Call, Driver
 from obsconf.conformance.scenarios import get_user, poll_trace_ready
 from obsconf.conformance.system import System
@@ -45,7 +46,7 @@ def _client_errors(driver: Driver) -> list[Call]:
 
 @pytest.mark.guarantee("TRC-SERVER-4XX-UNSET")
 def test_trc_server_4xx_unset(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
 ) -> None:
     problems = []
     for call in _client_errors(obsconf_driver):
@@ -74,7 +75,7 @@ def test_trc_server_4xx_unset(
 
 @pytest.mark.guarantee("TRC-SERVER-ERROR-TYPE")
 def test_trc_server_error_type(
-    obsconf_system: System, obsconf_error_paths: list[Call], obsconf_evidence
+    obsconf_system: System, obsconf_error_paths: list[Call], obsconf_evidence: Evidence
 ) -> None:
     failed = [call for call in obsconf_error_paths if call.status >= 500]
     if not failed:

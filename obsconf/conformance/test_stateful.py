@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule, run_state_machine_as_test
 
+from obsconf.conformance.driver import Call
 from obsconf.conformance.metrics import (
     Key,
     await_scrape_after,
@@ -103,7 +104,7 @@ def _machine(system: System, check: str) -> type[RuleBasedStateMachine]:
             else:
                 self._check_traces(calls)
 
-        def _check_counts(self, calls: list) -> None:
+        def _check_counts(self, calls: list[Call]) -> None:
             ended = max(c.ended for c in calls)
             for role, name in system.names.items():
                 await_scrape_after(system.prometheus, name, ended)
@@ -113,7 +114,7 @@ def _machine(system: System, check: str) -> type[RuleBasedStateMachine]:
                     f"{name}: counted {format_counts(seen)}, sent {format_counts(expected)}"
                 )
 
-        def _check_traces(self, calls: list) -> None:
+        def _check_traces(self, calls: list[Call]) -> None:
             """Judged only once every call's flow has settled (see `settle`)."""
             for settled in settle_calls(system, calls):
                 broken = [

@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from obsconf.conformance.checks import Evidence
 from obsconf.conformance.clients.logs import LogLine
 from obsconf.conformance.driver import Call
 from obsconf.conformance.logs import REQUIRED_KEYS, describe_lines
@@ -44,7 +45,7 @@ def _unsettled(output: RunOutput) -> str:
     return "" if output.settled else " (the trace store had not settled at the deadline)"
 
 
-def _sweep_lines(output: RunOutput, evidence, check: str, bad: list[LogLine]) -> None:
+def _sweep_lines(output: RunOutput, evidence: Evidence, check: str, bad: list[LogLine]) -> None:
     evidence(
         kind="sweep",
         check=check,
@@ -58,13 +59,13 @@ def _sweep_lines(output: RunOutput, evidence, check: str, bad: list[LogLine]) ->
 
 
 @pytest.mark.guarantee("LOG-JSON-LINES")
-def test_sweep_json_lines(run_output: RunOutput, obsconf_evidence) -> None:
+def test_sweep_json_lines(run_output: RunOutput, obsconf_evidence: Evidence) -> None:
     bad = [ln for lines in run_output.lines.values() for ln in lines if ln.fields is None]
     _sweep_lines(run_output, obsconf_evidence, "not one JSON object", bad)
 
 
 @pytest.mark.guarantee("LOG-REQUIRED-KEYS")
-def test_sweep_required_keys(run_output: RunOutput, obsconf_evidence) -> None:
+def test_sweep_required_keys(run_output: RunOutput, obsconf_evidence: Evidence) -> None:
     bad = [
         ln
         for lines in run_output.lines.values()
@@ -75,7 +76,7 @@ def test_sweep_required_keys(run_output: RunOutput, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("LOG-SERVICE-FIELD")
-def test_sweep_service_field(run_output: RunOutput, obsconf_evidence) -> None:
+def test_sweep_service_field(run_output: RunOutput, obsconf_evidence: Evidence) -> None:
     bad = [
         ln
         for name, lines in run_output.lines.items()
@@ -99,7 +100,7 @@ def _request_line_problem(line: LogLine, key: str, span_ids: dict[str, set[str]]
     return ""
 
 
-def _request_lines_check(system: System, output: RunOutput, evidence, key: str) -> None:
+def _request_lines_check(system: System, output: RunOutput, evidence: Evidence, key: str) -> None:
     span_ids: dict[str, set[str]] = {}
     for span in output.spans:
         span_ids.setdefault(span.trace_id, set()).add(span.span_id)
@@ -127,21 +128,21 @@ def _request_lines_check(system: System, output: RunOutput, evidence, key: str) 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-IN-REQUEST")
 def test_sweep_trace_id_in_request(
-    obsconf_system: System, run_output: RunOutput, obsconf_evidence
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Evidence
 ) -> None:
     _request_lines_check(obsconf_system, run_output, obsconf_evidence, "trace_id")
 
 
 @pytest.mark.guarantee("LOG-SPAN-ID-IN-REQUEST")
 def test_sweep_span_id_in_request(
-    obsconf_system: System, run_output: RunOutput, obsconf_evidence
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Evidence
 ) -> None:
     _request_lines_check(obsconf_system, run_output, obsconf_evidence, "span_id")
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
 def test_sweep_trace_ids_resolve(
-    obsconf_system: System, run_output: RunOutput, obsconf_evidence
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Evidence
 ) -> None:
     missing = unresolved_trace_ids(obsconf_system, run_output)
     ids = {
@@ -166,7 +167,9 @@ def test_sweep_trace_ids_resolve(
 
 
 @pytest.mark.guarantee("TRC-NO-ORPHANS")
-def test_sweep_no_orphans(obsconf_system: System, run_output: RunOutput, obsconf_evidence) -> None:
+def test_sweep_no_orphans(
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Evidence
+) -> None:
     orphans = confirmed_orphans(obsconf_system, run_output)
     obsconf_evidence(
         kind="sweep",
@@ -186,7 +189,7 @@ def test_sweep_no_orphans(obsconf_system: System, run_output: RunOutput, obsconf
 
 
 @pytest.mark.guarantee("TRC-SERVICE-NAME")
-def test_sweep_service_name(run_output: RunOutput, obsconf_evidence) -> None:
+def test_sweep_service_name(run_output: RunOutput, obsconf_evidence: Evidence) -> None:
     unnamed = [s for s in run_output.spans if s.service.split(":", 1)[0] in UNNAMED]
     obsconf_evidence(
         kind="sweep",

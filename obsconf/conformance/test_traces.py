@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from obsconf.conformance.checks import check_findings, flow_spans
+from obsconf.conformance.checks import Evidence, check_findings, flow_spans
+from obsconf.conformance.driver import Driver
 from obsconf.conformance.scenarios import Flow, poll_trace_ready
 from obsconf.conformance.system import System
+from obsconf.conformance.traces.model import Span
 from obsconf.conformance.traces.rules import analyse_flow, counted_roots
 from obsconf.conformance.traces.semconv import is_consume, is_publish
 
 
 @pytest.mark.guarantee("TRC-ONE-TRACE-PER-FLOW")
-def test_trc_one_trace_per_flow(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_one_trace_per_flow(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     check_findings(
         obsconf_flow,
         {"consumer-root", "multiple-roots", "mixed-trace-ids"},
@@ -22,7 +24,7 @@ def test_trc_one_trace_per_flow(obsconf_flow: Flow, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-SINGLE-ROOT")
-def test_trc_single_root(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_single_root(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     check_findings(
         obsconf_flow,
         {"multiple-roots", "consumer-root"},
@@ -43,14 +45,14 @@ def test_trc_single_root(obsconf_flow: Flow, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-NO-ORPHANS")
-def test_trc_no_orphans(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_no_orphans(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     check_findings(
         obsconf_flow, {"orphan"}, obsconf_evidence, "spans whose parent is not in the trace"
     )
 
 
 @pytest.mark.guarantee("TRC-CROSS-SERVICE-PATH")
-def test_trc_cross_service_path(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_cross_service_path(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     check_findings(
         obsconf_flow,
         {"missing-service", "service-order"},
@@ -60,12 +62,12 @@ def test_trc_cross_service_path(obsconf_flow: Flow, obsconf_evidence) -> None:
     )
 
 
-def _messaging_spans(flow: Flow, role: str) -> list:
+def _messaging_spans(flow: Flow, role: str) -> list[Span]:
     test = is_publish if role == "publish" else is_consume
     return [s for s in flow_spans(flow) if test(s)]
 
 
-def _check_kind(flow: Flow, role: str, kind: str, evidence) -> None:
+def _check_kind(flow: Flow, role: str, kind: str, evidence: Evidence) -> None:
     """Every `role` (publish/consume) messaging span of the flow has `kind`."""
     spans = _messaging_spans(flow, role)
     name = "publish <subject>" if role == "publish" else "process <subject>"
@@ -78,17 +80,17 @@ def _check_kind(flow: Flow, role: str, kind: str, evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-PRODUCER-KIND")
-def test_trc_producer_kind(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_producer_kind(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     _check_kind(obsconf_flow, "publish", "PRODUCER", obsconf_evidence)
 
 
 @pytest.mark.guarantee("TRC-CONSUMER-KIND")
-def test_trc_consumer_kind(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_consumer_kind(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     _check_kind(obsconf_flow, "consume", "CONSUMER", obsconf_evidence)
 
 
 @pytest.mark.guarantee("TRC-CONSUMER-PARENT-IS-PRODUCER")
-def test_trc_consumer_parent_is_producer(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_consumer_parent_is_producer(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     assert _messaging_spans(obsconf_flow, "consume"), "no consume span found in the flow"
     check_findings(
         obsconf_flow,
@@ -99,7 +101,7 @@ def test_trc_consumer_parent_is_producer(obsconf_flow: Flow, obsconf_evidence) -
 
 
 @pytest.mark.guarantee("TRC-HTTP-SEMCONV")
-def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     entry = obsconf_flow.expectation.services[0]
     servers = [s for s in obsconf_flow.spans if s.kind == "SERVER" and s.service == entry]
     assert servers, (
@@ -112,8 +114,8 @@ def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence) -> None:
         "http.response.status_code": obsconf_flow.call.status,
     }
     seen = {key: server.attributes.get(key) for key in expected}
-    if seen.get("http.response.status_code") is not None:
-        seen["http.response.status_code"] = int(seen["http.response.status_code"])
+    if (status := seen.get("http.response.status_code")) is not None:
+        seen["http.response.status_code"] = int(status)
     obsconf_evidence(
         kind="compare",
         check="server span attributes",
@@ -128,10 +130,10 @@ def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-MESSAGING-SEMCONV")
-def test_trc_messaging_semconv(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_messaging_semconv(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     spans = _messaging_spans(obsconf_flow, "publish") + _messaging_spans(obsconf_flow, "consume")
     assert spans, "no messaging spans found in the flow"
-    subjects = set(obsconf_flow.expectation and [h.subject for h in obsconf_flow.expectation.hops])
+    subjects = {h.subject for h in obsconf_flow.expectation.hops}
     bad = []
     for span in spans:
         system_attr = span.attributes.get("messaging.system")
@@ -151,7 +153,7 @@ def test_trc_messaging_semconv(obsconf_flow: Flow, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-SERVICE-NAME")
-def test_trc_service_name(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_service_name(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     spans = flow_spans(obsconf_flow)
     names = {s.service for s in spans}
     expected = set(obsconf_flow.expectation.services)
@@ -170,7 +172,7 @@ def test_trc_service_name(obsconf_flow: Flow, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-CHILD-AFTER-PARENT")
-def test_trc_child_after_parent(obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_trc_child_after_parent(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
     check_findings(
         obsconf_flow,
         {"child-before-parent"},
@@ -180,7 +182,9 @@ def test_trc_child_after_parent(obsconf_flow: Flow, obsconf_evidence) -> None:
 
 
 @pytest.mark.guarantee("TRC-ERROR-STATUS")
-def test_trc_error_status(obsconf_system: System, obsconf_driver, obsconf_evidence) -> None:
+def test_trc_error_status(
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
+) -> None:
     hook = obsconf_system.target.error_hook
     if hook is None:
         pytest.skip("the target declares no capabilities.error_hook answering 5xx")

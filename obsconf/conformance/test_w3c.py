@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from obsconf.conformance.checks import Evidence
 from obsconf.conformance.driver import Call, Driver, trace_of
 from obsconf.conformance.nats_tap import NatsTap, TappedMessage
 from obsconf.conformance.scenarios import (
@@ -186,7 +187,9 @@ def traceparent_seen(obsconf_system: System) -> list[TraceparentSeen]:
 
 
 @pytest.mark.guarantee("PROP-W3C-TRACEPARENT")
-def test_prop_w3c_traceparent(traceparent_seen: list[TraceparentSeen], obsconf_evidence) -> None:
+def test_prop_w3c_traceparent(
+    traceparent_seen: list[TraceparentSeen], obsconf_evidence: Evidence
+) -> None:
     wrong = []
     for seen in traceparent_seen:
         obsconf_evidence(
@@ -310,7 +313,9 @@ Problem = Callable[[TracestateSeen], str | None]
 Rule = Callable[[TracestateCase], tuple[str, str]]
 
 
-def _judge(seen_all: list[TracestateSeen], problem_of: Problem, rule: Rule, evidence) -> list[str]:
+def _judge(
+    seen_all: list[TracestateSeen], problem_of: Problem, rule: Rule, evidence: Evidence
+) -> list[str]:
     """Record each case's evidence; the problems found, one paragraph per case."""
     wrong = []
     for seen in seen_all:
@@ -329,14 +334,16 @@ def _judge(seen_all: list[TracestateSeen], problem_of: Problem, rule: Rule, evid
 
 
 @pytest.mark.guarantee("PROP-W3C-TRACESTATE")
-def test_prop_w3c_tracestate(tracestate_seen: list[TracestateSeen], obsconf_evidence) -> None:
+def test_prop_w3c_tracestate(
+    tracestate_seen: list[TracestateSeen], obsconf_evidence: Evidence
+) -> None:
     wrong = _judge(tracestate_seen, tracestate_problem, lambda case: case.must, obsconf_evidence)
     assert not wrong, "tracestate not handled as W3C Trace Context requires:\n" + "\n".join(wrong)
 
 
 @pytest.mark.guarantee("PROP-W3C-TRACESTATE-INVALID")
 def test_prop_w3c_tracestate_invalid(
-    tracestate_seen: list[TracestateSeen], obsconf_evidence
+    tracestate_seen: list[TracestateSeen], obsconf_evidence: Evidence
 ) -> None:
     def problem_of(seen: TracestateSeen) -> str | None:
         if seen.message is None:
@@ -354,7 +361,7 @@ def test_prop_w3c_tracestate_invalid(
 
 @pytest.mark.guarantee("PROP-SAMPLED-FLAG")
 def test_prop_sampled_flag(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
 ) -> None:
     subject = _require_nats(obsconf_system)
     ids = Ids.fresh()

@@ -52,16 +52,16 @@ def at_most(limit: int) -> Callable[[int], int]:
     return check
 
 
-def storable_text(max_length: int) -> Any:
-    """A stripped, non-empty string of at most `max_length` characters, storable."""
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
-        AfterValidator(storable),
-    ]
+def _text(max_length: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
 
 
-Sku = storable_text(64)  # inventory's sku column: varchar(64)
+# Stripped, non-empty, storable strings of at most N characters (spelled out per length:
+# a type checker reads an alias, not the result of a call that builds one).
+Text36 = Annotated[str, _text(36), AfterValidator(storable)]
+Text64 = Annotated[str, _text(64), AfterValidator(storable)]
+Text200 = Annotated[str, _text(200), AfterValidator(storable)]
+Sku = Text64  # inventory's sku column: varchar(64)
 BigId = Annotated[int, AfterValidator(at_most(INT8_MAX))]
 
 

@@ -102,7 +102,8 @@ class MissingBinary(RuntimeError):
 
 def find(binary: str) -> Path | None:
     """Path of an executable: the Go build cache first, then PATH and Debian's server dirs."""
-    for build in [*go_builds(), collector_build()]:
+    builds: list[GoBuild | CollectorBuild] = [*go_builds(), collector_build()]
+    for build in builds:
         if build.binary == binary and build.path.exists():
             return build.path
     found = shutil.which(binary)

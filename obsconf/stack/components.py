@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -216,7 +217,9 @@ def _ferret_argv(ctx: RunContext) -> list[str]:
 def _ferret_ready(ctx: RunContext) -> bool:
     from pymongo import MongoClient
 
-    client = MongoClient(ctx.url("mongodb", "mongodb"), serverSelectionTimeoutMS=1000)
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        ctx.url("mongodb", "mongodb"), serverSelectionTimeoutMS=1000
+    )
     try:
         return client.admin.command("ping").get("ok") == 1.0
     finally:

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -42,6 +43,9 @@ from obsconf.stack.images import ImagesMissing, image_for, image_present, image_
 from obsconf.stack.local import ComponentExited, ComponentFailed
 from obsconf.stack.process import pid_alive
 from obsconf.stack.waiting import PollTimeout, poll
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 READY_TIMEOUT = 60.0
 LABEL_STACK = "obsconf.stack"
@@ -304,7 +308,7 @@ class ContainerStack:
         container.start()
         self.timings[f"{container.component.name}.start"] = time.monotonic() - launched
 
-    def _require_images(self, client) -> None:
+    def _require_images(self, client: DockerClient) -> None:
         import docker.errors
 
         missing = []
@@ -361,16 +365,16 @@ class ContainerStack:
         )
 
 
-def sweep(client=None) -> list[str]:
+def sweep(client: DockerClient | None = None) -> list[str]:
     """Remove obsconf containers and networks whose owner process is gone; returns their names."""
     own = client is None
     client = client or docker_client()
-    removed = []
+    removed: list[str] = []
     try:
         for container in client.containers.list(all=True, filters={"label": LABEL_STACK}):
             if not _owner_alive(container.labels.get(LABEL_PID, "")):
                 container.remove(force=True, v=True)
-                removed.append(container.name)
+                removed.append(container.name or container.short_id)  # listed: always named
         for network in client.networks.list(filters={"label": LABEL_STACK}):
             if not _owner_alive(network.attrs.get("Labels", {}).get(LABEL_PID, "")):
                 network.remove()

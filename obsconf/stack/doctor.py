@@ -103,9 +103,9 @@ def doctor() -> int:
         else:
             version = pinned.get(check.binary) or _version(str(path), check.version_args)
             print(f"ok       {check.component:<28} {version}  [{path}]")
-    from obsconf.stack.native import status
+    from obsconf.stack.native import status as native_status
 
-    for name, line in status():
+    for name, line in native_status():
         print(f"{'ok' if line.startswith('built') else 'absent':<8} {'native ' + name:<28} {line}")
     from obsconf.stack.docker_engine import engine_answers
 

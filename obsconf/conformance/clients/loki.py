@@ -167,7 +167,8 @@ class Loki:
         body = get_json(self._http, f"{self.base_url}{path}", what, params=params)
         if not isinstance(body, dict) or body.get("status") != "success":
             raise BackendError(f"{what}: unexpected answer {str(body)[:300]}")
-        return body["data"]
+        data: dict[str, Any] = body["data"]
+        return data
 
     def _read(self, query: str, start: int, end: int) -> list[Entry]:
         """Every entry of one query in [start, end]: forward pages of PAGE entries, each

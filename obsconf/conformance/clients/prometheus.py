@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -48,7 +49,7 @@ class PrometheusClient:
         assert isinstance(data, dict)
         return sorted(float(t) for r in data["result"] for t, v in r["values"] if float(v) == 1)
 
-    def targets(self) -> list[dict]:
+    def targets(self) -> list[dict[str, Any]]:
         """Active scrape targets with their health."""
         data = self._api("targets", {"state": "active"}, "targets")
         assert isinstance(data, dict)

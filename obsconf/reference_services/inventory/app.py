@@ -22,7 +22,7 @@ from obsconf.reference_services.telemetry.metrics import (
     STOCK_UPDATES,
     count_business,
 )
-from obsconf.reference_services.validation import Sku, storable_text
+from obsconf.reference_services.validation import Sku, Text36, Text64
 
 SERVICE = "inventory-service"
 DURABLE = "inventory-service-order-created"
@@ -33,7 +33,7 @@ log = logging.getLogger("obsconf.reference_services.inventory")
 class StockReceipt(BaseModel):
     sku: Sku
     qty: Annotated[int, Field(gt=0, le=1_000_000)]
-    warehouse: storable_text(64)
+    warehouse: Text64
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -99,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/api/reservations")
     async def reservations(
-        request: Request, order_id: Annotated[storable_text(36) | None, Query()] = None
+        request: Request, order_id: Annotated[Text36 | None, Query()] = None
     ) -> list[dict]:
         return await store.list_reservations(request.app.state.engine, order_id)
 

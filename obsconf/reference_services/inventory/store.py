@@ -108,19 +108,17 @@ async def add_stock(
 ) -> dict[str, Any]:
     """Add `qty` of `sku` at `warehouse`; returns the warehouse's new quantity. Raises
     StockFull (nothing written) when the sum would overflow the integer column."""
-    statement = insert(inventory).values(sku=sku, warehouse=warehouse, qty=qty)
+    row = insert(inventory).values(sku=sku, warehouse=warehouse, qty=qty)
     fits = (
-        inventory.c.qty <= validation.INT4_MAX - statement.excluded.qty
-        if validation.hardened()
-        else None
+        inventory.c.qty <= validation.INT4_MAX - row.excluded.qty if validation.hardened() else None
     )
-    statement = statement.on_conflict_do_update(
+    upsert = row.on_conflict_do_update(
         index_elements=[inventory.c.sku, inventory.c.warehouse],
-        set_={"qty": inventory.c.qty + statement.excluded.qty, "updated_at": func.now()},
+        set_={"qty": inventory.c.qty + row.excluded.qty, "updated_at": func.now()},
         where=fits,
     ).returning(inventory.c.qty)
     async with dependency("postgres"), engine.begin() as conn:
-        total = (await conn.execute(statement)).scalar_one_or_none()
+        total = (await conn.execute(upsert)).scalar_one_or_none()
         if total is None:
             raise StockFull(sku, warehouse)
         await _sync_stock_levels(conn, db, [sku])

@@ -22,7 +22,7 @@ from obsconf.reference_services.telemetry.metrics import (
     WELCOME_ORDERS_CREATED,
     count_business,
 )
-from obsconf.reference_services.validation import BigId, Sku, storable_text
+from obsconf.reference_services.validation import BigId, Sku, Text64
 
 SERVICE = "order-service"
 DURABLE = "order-service-user-created"
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         return doc
 
     @app.get("/api/orders/{id}")
-    async def get_order(id: storable_text(64), request: Request) -> dict:
+    async def get_order(id: Text64, request: Request) -> dict:
         order = await store.get_order(request.app.state.db, id)
         if order is None:
             raise HTTPException(404, f"no order with id {id}")

@@ -18,10 +18,14 @@ import threading
 import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
 from obsconf.reference_services import faults
+
+if TYPE_CHECKING:
+    from opentelemetry._logs import SeverityNumber
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
 
@@ -137,7 +141,7 @@ class OtlpHandler(logging.Handler):
         super().close()
 
 
-def _severities() -> dict[str, object]:
+def _severities() -> dict[str, SeverityNumber]:
     from opentelemetry._logs import SeverityNumber
 
     return {

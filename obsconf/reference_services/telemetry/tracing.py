@@ -88,7 +88,7 @@ class WithoutErrorType(SpanExporter):
 
 
 def _without_error_type(span: ReadableSpan) -> ReadableSpan:
-    if "error.type" not in (span.attributes or {}):
+    if span.attributes is None or "error.type" not in span.attributes:
         return span
     return ReadableSpan(
         name=span.name,

@@ -20,14 +20,14 @@ from obsconf.reference_services.postgres import create_engine, create_tables
 from obsconf.reference_services.service import HealthCheck, create_service_app
 from obsconf.reference_services.telemetry.metrics import USERS_CREATED, count_business
 from obsconf.reference_services.user import store
-from obsconf.reference_services.validation import INT8_MAX, BigId, at_most, storable, storable_text
+from obsconf.reference_services.validation import INT8_MAX, BigId, Text200, at_most, storable
 
 SERVICE = "user-service"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class NewUser(BaseModel):
-    name: storable_text(200)
+    name: Text200
     email: Annotated[str, Field(pattern=EMAIL_PATTERN, max_length=320), AfterValidator(storable)]
 
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from obsconf.stack.binaries import versions
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 IMAGE_SETS = ("upstream", "local")
 SET_ENV = "OBSCONF_IMAGES"
@@ -48,7 +52,7 @@ def image_for(
     return table[component]
 
 
-def image_present(client, ref: str) -> bool:
+def image_present(client: DockerClient, ref: str) -> bool:
     """Whether the Docker engine behind `client` holds the image `ref` (no pull)."""
     import docker.errors
 

@@ -21,10 +21,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from obsconf.stack import binaries, native
 from obsconf.stack.docker_engine import docker_client
 from obsconf.stack.images import image_for
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 HERE = Path(__file__).resolve().parent
 SUITE = "bookworm"
@@ -108,7 +112,7 @@ def make_base_tarball() -> Path:
     return target
 
 
-def ensure_base(client) -> str:
+def ensure_base(client: DockerClient) -> str:
     """The debootstrap base image, imported into the engine if it is not there yet."""
     import docker.errors
 
@@ -143,7 +147,7 @@ def copy_shared_libs(binary: Path, rootfs: Path) -> list[str]:
     return copied
 
 
-def build_image(client, image: LocalImage, base: str | None) -> str:
+def build_image(client: DockerClient, image: LocalImage, base: str | None) -> str:
     """Build one local image from its directory here plus its binary; returns the tag."""
     import docker.errors
 
