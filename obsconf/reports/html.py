@@ -21,28 +21,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from obsconf.conformance.results import (
-    FAILED,
-    OUTCOMES,
-    PASSED,
-    SKIPPED,
-    XFAILED,
-    XPASSED,
-    GuaranteeResult,
-    RunResults,
-)
+from obsconf.conformance.catalog import FAMILIES, Level
+from obsconf.conformance.results import GuaranteeResult, Outcome, RunResults
 from obsconf.conformance.traces.render import COLLAPSE_OVER
 
-FAMILIES = {
-    "MET": "Metrics",
-    "LOG": "Logs",
-    "TRC": "Traces",
-    "PROP": "Context propagation",
-    "LOAD": "Concurrency",
-    "RES": "Resilience",
+# The order of a family's guarantees: failures first, passes last.
+OUTCOME_ORDER = {
+    Outcome.FAILED: 0,
+    Outcome.XPASSED: 0,
+    Outcome.SKIPPED: 1,
+    Outcome.XFAILED: 2,
+    Outcome.PASSED: 3,
 }
-OUTCOME_ORDER = {FAILED: 0, XPASSED: 0, SKIPPED: 1, XFAILED: 2, PASSED: 3}
-BADGES = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP", XFAILED: "XFAIL", XPASSED: "XPASS"}
 MAX_VALUE_CHARS = 1200
 MAX_MESSAGE_CHARS = 2500
 MAX_ROWS = 300
@@ -544,33 +534,27 @@ def render_evidence(
 # --- page -----------------------------------------------------------------------------------
 
 
-def ordered_families(guarantees: Iterable[GuaranteeResult]) -> list[str]:
-    present = {g.family for g in guarantees}
-    known = [f for f in FAMILIES if f in present]
-    return known + sorted(present - set(known))
-
-
-def _summary_table(guarantees: Sequence[GuaranteeResult]) -> str:
+def _summary_table(results: RunResults) -> str:
+    guarantees = results.guarantees
     counts: Counter[tuple[str, str, str]] = Counter(
         (g.family, g.level, g.outcome) for g in guarantees
     )
-    levels = ("MUST", "SHOULD")
     # Expected failures and unexpected passes get columns only when a run has them.
     present = {g.outcome for g in guarantees}
-    outcomes = tuple(o for o in OUTCOMES if o in (PASSED, FAILED, SKIPPED) or o in present)
-    head = "".join(f'<th colspan="{len(outcomes)}">{lv}</th>' for lv in levels)
-    sub = "".join(f"<th>{o}</th>" for _ in levels for o in outcomes)
+    outcomes = tuple(o for o in Outcome if not o.of_a_declared_bug or o in present)
+    head = "".join(f'<th colspan="{len(outcomes)}">{lv}</th>' for lv in Level)
+    sub = "".join(f"<th>{o}</th>" for _ in Level for o in outcomes)
     body = []
-    for family in [*ordered_families(guarantees), "total"]:
+    for family in [*results.families, "total"]:
         cells = []
-        for level in levels:
+        for level in Level:
             for outcome in outcomes:
                 n = sum(
                     v
                     for (f, lv, o), v in counts.items()
                     if (family == "total" or f == family) and lv == level and o == outcome
                 )
-                cls = f' class="{outcome}"' if n and outcome != PASSED else ""
+                cls = f' class="{outcome}"' if n and outcome != Outcome.PASSED else ""
                 cells.append(f"<td{cls}>{n if n else '·'}</td>")
         name = FAMILIES.get(family, "")
         label = f"{esc(family)} <span class='muted'>{esc(name)}</span>" if name else esc(family)
@@ -584,7 +568,7 @@ def _summary_table(guarantees: Sequence[GuaranteeResult]) -> str:
 
 def _headline(guarantee: GuaranteeResult) -> str:
     """The first line worth showing for a failure: the trace gap, else the message."""
-    if guarantee.outcome == XPASSED:
+    if guarantee.outcome == Outcome.XPASSED:
         return guarantee.message
     for evidence in guarantee.evidence:
         if evidence.get("kind") == "trace" and gap_sentence(evidence):
@@ -620,15 +604,15 @@ def _guarantee_row(
     if guarantee.deviation is not None:
         d = guarantee.deviation
         meaning = {
-            XFAILED: "it ran and failed, as declared: an expected failure, not counted.",
-            XPASSED: "it ran and passed: the declaration is stale and fails the run.",
-            SKIPPED: "it was not run.",
+            Outcome.XFAILED: "it ran and failed, as declared: an expected failure, not counted.",
+            Outcome.XPASSED: "it ran and passed: the declaration is stale and fails the run.",
+            Outcome.SKIPPED: "it was not run.",
         }.get(outcome, "")
         body.append(
             f'<p class="devline">The target declares <b>{esc(d.kind)}</b>'
             f"{': ' + esc(d.reason) if d.reason else ''} — {esc(meaning)}</p>"
         )
-    if outcome != PASSED and guarantee.message:
+    if outcome != Outcome.PASSED and guarantee.message:
         message = f'<pre class="msg">{esc(truncate(guarantee.message, MAX_MESSAGE_CHARS))}</pre>'
         if any(e.get("kind") == "trace" for e in guarantee.evidence):
             # The waterfall below shows what the message's text tree shows.
@@ -636,14 +620,14 @@ def _guarantee_row(
         body.append(message)
     for evidence in guarantee.evidence:
         draw, seen_in = True, ""
-        if evidence.get("kind") == "trace" and outcome not in (FAILED, XFAILED):
+        if evidence.get("kind") == "trace" and outcome not in (Outcome.FAILED, Outcome.XFAILED):
             key = str(evidence.get("trace_id", ""))
             if key in drawn:
                 draw, seen_in = False, drawn[key]
             else:
                 drawn[key] = gid
         body.append(render_evidence(evidence, grafana_url, draw, seen_in))
-    if not guarantee.evidence and outcome == PASSED:
+    if not guarantee.evidence and outcome == Outcome.PASSED:
         body.append('<p class="muted">No evidence recorded.</p>')
     if guarantee.fed_by:
         body.append(
@@ -666,7 +650,7 @@ def _guarantee_row(
         )
     return (
         f'<details class="g {esc(outcome)}" id="g-{esc(gid)}"{opened}><summary>'
-        f'<span class="badge {esc(outcome)}">{esc(BADGES.get(outcome, outcome.upper()))}</span>'
+        f'<span class="badge {esc(outcome)}">{esc(outcome.badge)}</span>'
         f'<span class="lvl {esc(level)}">{esc(level)}</span>'
         f'<span class="gid">{esc(gid)}</span>'
         f'<span class="stmt">{esc(guarantee.statement)}</span>{_examined_tag(guarantee)}'
@@ -770,7 +754,7 @@ def _deviations_section(results: RunResults) -> str:
     rows = []
     for gid, d in results.deviations.items():
         g = results.guarantee(gid)
-        seen = BADGES.get(g.outcome, g.outcome) if g else "not selected"
+        seen = g.outcome.badge if g else "not selected"
         cell = f'<a href="#g-{esc(gid)}">{esc(gid)}</a>' if g else esc(gid)
         cls = f' class="{esc(g.outcome)}"' if g else ""
         rows.append(
@@ -800,17 +784,12 @@ def render_report(results: RunResults, *, grafana_url: str | None = None) -> str
     duration = results.duration_s
     took = f"{duration:.1f} s" if isinstance(duration, int | float) else "?"
     failed = [g for g in guarantees if g.failing]
-    failed.sort(key=lambda g: (g.level != "MUST",))
-    tally = ", ".join(
-        f"{results.count(o)} {o}"
-        for o in OUTCOMES
-        if o in (PASSED, FAILED, SKIPPED) or results.count(o)
-    )
+    failed.sort(key=lambda g: g.level != Level.MUST)
     meta = [
         f"<div><b>target</b> {esc(target)}</div>",
         f"<div><b>faults</b> {esc(', '.join(faults)) if faults else 'none'}</div>",
         f"<div><b>duration</b> {esc(took)}</div>",
-        f"<div><b>guarantees</b> {len(guarantees)}: {esc(tally)}</div>",
+        f"<div><b>guarantees</b> {len(guarantees)}: {esc(results.tally)}</div>",
     ]
     page = [
         "<!DOCTYPE html>",
@@ -821,7 +800,7 @@ def render_report(results: RunResults, *, grafana_url: str | None = None) -> str
         '<header class="top"><div class="meta">',
         f"<h1>obsconf conformance report — {esc(target)}</h1>",
         *meta,
-        f'<div style="margin-top:8px">{_summary_table(guarantees)}</div></div>',
+        f'<div style="margin-top:8px">{_summary_table(results)}</div></div>',
         f'<div class="verdict {esc(word)}" id="verdict"><b>{esc(word)}</b>'
         f"<span>{esc(why)}</span><span>exit status {outcome.exit_code}</span></div></header>",
     ]
@@ -829,7 +808,7 @@ def render_report(results: RunResults, *, grafana_url: str | None = None) -> str
         items = "".join(
             f'<li><a href="#g-{esc(g.id)}">{esc(g.id)}</a> '
             f'<span class="lvl {esc(g.level)}">{esc(g.level)}</span> '
-            f"{'<b>XPASS</b> ' if g.outcome == XPASSED else ''}"
+            f"{'<b>XPASS</b> ' if g.outcome == Outcome.XPASSED else ''}"
             f"{esc(truncate_label(_headline(g), 260))}</li>"
             for g in failed
         )
@@ -840,7 +819,7 @@ def render_report(results: RunResults, *, grafana_url: str | None = None) -> str
         '<button onclick="setAll(false)">collapse all</button></div>'
     )
     drawn: dict[str, str] = {}
-    families = ordered_families(guarantees)
+    families = results.families
     # Families with a failure first, so the evidence is near the top; catalog order otherwise.
     families.sort(key=lambda f: not any(g.failing and g.family == f for g in guarantees))
     for family in families:

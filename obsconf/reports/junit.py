@@ -16,15 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from obsconf.conformance.results import (
-    FAILED,
-    SKIPPED,
-    XFAILED,
-    XPASSED,
-    GuaranteeResult,
-    RunResults,
-)
-from obsconf.reports.html import gap_sentence, ordered_families
+from obsconf.conformance.results import GuaranteeResult, Outcome, RunResults
+from obsconf.reports.html import gap_sentence
 
 MAX_TEXT = 8000
 
@@ -50,7 +43,7 @@ def _failures(guarantees: list[GuaranteeResult]) -> str:
 
 
 def _skips(guarantees: list[GuaranteeResult]) -> str:
-    return str(sum(g.outcome in (SKIPPED, XFAILED) for g in guarantees))
+    return str(sum(g.outcome in (Outcome.SKIPPED, Outcome.XFAILED) for g in guarantees))
 
 
 def _case(suite: ET.Element, g: GuaranteeResult) -> None:
@@ -64,7 +57,7 @@ def _case(suite: ET.Element, g: GuaranteeResult) -> None:
         ET.SubElement(props, "property", name="test", value=nodeid)
     message = g.message
     first = message.splitlines()[0] if message else g.outcome
-    if g.outcome == FAILED:
+    if g.outcome == Outcome.FAILED:
         failure = ET.SubElement(
             case,
             "failure",
@@ -73,18 +66,18 @@ def _case(suite: ET.Element, g: GuaranteeResult) -> None:
         )
         details = [message, *(_evidence_text(e) for e in g.evidence)]
         failure.text = "\n\n".join(d for d in details if d)[:MAX_TEXT]
-    elif g.outcome == XPASSED:
+    elif g.outcome == Outcome.XPASSED:
         ET.SubElement(
             case, "failure", message=f"[{g.level}] XPASS: {first}"[:1000], type="xpass"
         ).text = message[:MAX_TEXT]
-    elif g.outcome == XFAILED:
+    elif g.outcome == Outcome.XFAILED:
         declared = g.deviation.describe() if g.deviation else "declared"
         skipped = ET.SubElement(
             case, "skipped", message=f"expected failure ({declared}): {first}"[:1000], type="xfail"
         )
         details = [message, *(_evidence_text(e) for e in g.evidence)]
         skipped.text = "\n\n".join(d for d in details if d)[:MAX_TEXT]
-    elif g.outcome == SKIPPED:
+    elif g.outcome == Outcome.SKIPPED:
         ET.SubElement(case, "skipped", message=message[:1000])
 
 
@@ -101,7 +94,7 @@ def build_junit(results: RunResults) -> ET.ElementTree:
         errors="0",
         time=str(results.duration_s or 0),
     )
-    for family in ordered_families(guarantees):
+    for family in results.families:
         members = [g for g in guarantees if g.family == family]
         suite = ET.SubElement(
             root,
