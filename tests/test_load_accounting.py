@@ -24,7 +24,7 @@ from obsconf.conformance.nats_tap import TappedMessage
 from obsconf.conformance.target import TargetError, load_target
 from obsconf.conformance.traces.analysis import Expectation, Hop
 from obsconf.conformance.traces.model import Link, Span
-from obsconf.reports.html import render_evidence
+from obsconf.reports.evidence_html import render_evidence
 
 USER, ORDER, INVENTORY = "user-service", "order-service", "inventory-service"
 EXPECTATION = Expectation(

@@ -13,8 +13,9 @@ import pytest
 
 from obsconf.conformance.results import RunResults
 from obsconf.reports.compare import compare_results, render_comparison
-from obsconf.reports.html import MAX_ROWS, render_report, write_report
+from obsconf.reports.html import render_report, write_report
 from obsconf.reports.junit import write_junit
+from obsconf.reports.waterfall import MAX_ROWS
 
 DATA = Path(__file__).resolve().parent / "data"
 GRAFANA = "http://grafana.example:3000"

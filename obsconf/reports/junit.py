@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from obsconf.conformance.results import GuaranteeResult, Outcome, RunResults
-from obsconf.reports.html import gap_sentence
+from obsconf.reports.evidence_html import gap_sentence
 
 MAX_TEXT = 8000
 

@@ -31,7 +31,7 @@ from obsconf.conformance.results import (
     RunResults,
     load_results,
 )
-from obsconf.reports.html import esc, truncate
+from obsconf.reports.markup import esc, truncate
 
 NOT_RUN: Final = "not run"
 MAX_TOOLTIP_CHARS = 600
