@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from obsconf.conformance.driver import Call
+from obsconf.conformance.evidence import ReconciliationEvidence, ReconciliationRow
 from obsconf.conformance.load import (
     STAGES,
     Accounting,
@@ -153,7 +154,14 @@ def test_reconciliation_counts_flows_per_stage() -> None:
     assert rows["HTTP"]["flows"] == 1 and "answered 500" in str(rows["HTTP"]["example"])
     assert accounting.whole() == 1
     assert "2 flows: 1 whole, 1 with something missing" in accounting.table()
-    html = render_evidence({"kind": "reconciliation", "rows": accounting.reconciliation()}, None)
+    evidence = ReconciliationEvidence(
+        check="flows accounted for",
+        rows=tuple(ReconciliationRow.from_dict(row) for row in accounting.reconciliation()),
+        table=accounting.table(),
+        expected="2 whole flows",
+        seen="1 whole",
+    )
+    html = render_evidence(evidence, None)
     assert "<td>HTTP</td><td>1</td>" in html
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from obsconf.conformance.evidence import TraceEvidence
 from obsconf.conformance.results import RunResults
 from obsconf.reports.compare import compare_results, render_comparison
 from obsconf.reports.html import render_report, write_report
@@ -168,11 +169,12 @@ def test_waterfall_marks_the_gap(no_inject: RunResults) -> None:
     assert len(drawn) == 1
     svg = drawn[0]
     evidence = no_inject.guarantee("TRC-ONE-TRACE-PER-FLOW").evidence[0]
+    assert isinstance(evidence, TraceEvidence)
     # one row per span, labelled `service: name [KIND]`
-    assert svg.count('<g class="span') == len(evidence["spans"])
+    assert svg.count('<g class="span') == len(evidence.spans)
     assert "user-service: publish user.created [PRODUCER]" in svg
     # the split traces are grouped under their trace ids
-    for trace_id in {s["trace_id"] for s in evidence["spans"]}:
+    for trace_id in {s.trace_id for s in evidence.spans}:
         assert f"trace {trace_id}" in svg
     assert svg.count("SEPARATE trace") == 2
     # the finding spans are red, with the marker, and the gap sentence sits above the SVG

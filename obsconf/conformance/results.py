@@ -20,7 +20,9 @@ Schema versions: 1 is the unversioned document written before deviations and the
 were recorded (read as is: no deviations, verdict recomputed); 2 adds `schema_version`,
 `verdict`, `stopped`, `deviations` and a `deviation` per guarantee; 3 adds, per guarantee,
 `fed_by` (the scenarios its verdict rests on) and `examined` (what the whole-run sweep counted:
-lines, spans, traces, requests).
+lines, spans, traces, requests). In every version a guarantee's `evidence` is a list of JSON
+objects each naming its `kind`; they are read into the classes of `obsconf.conformance.evidence`
+(an unknown kind is refused).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 
 from obsconf.conformance.catalog import FAMILIES, Guarantee, Level
 from obsconf.conformance.deviations import NOT_APPLICABLE, Deviation
+from obsconf.conformance.evidence import Evidence, EvidenceError, SweepEvidence, evidence_from_dict
 
 SCHEMA_VERSION = 3
 
@@ -117,7 +120,7 @@ class GuaranteeResult:
     outcome: Outcome
     message: str = ""
     tests: tuple[str, ...] = ()
-    evidence: tuple[Mapping[str, Any], ...] = ()
+    evidence: tuple[Evidence, ...] = ()
     deviation: Deviation | None = None
     fed_by: tuple[str, ...] = ()
     examined: Mapping[str, int] = field(default_factory=dict)
@@ -140,7 +143,7 @@ class GuaranteeResult:
             "outcome": self.outcome,
             "message": self.message,
             "tests": list(self.tests),
-            "evidence": [dict(e) for e in self.evidence],
+            "evidence": [e.to_dict() for e in self.evidence],
             "deviation": self.deviation.as_dict() if self.deviation else None,
             "fed_by": list(self.fed_by),
             "examined": dict(self.examined),
@@ -155,6 +158,10 @@ class GuaranteeResult:
         if level not in tuple(Level):
             raise ResultsError(f"guarantee {gid}: unknown level {level!r}")
         deviation = data.get("deviation")
+        try:
+            evidence = tuple(evidence_from_dict(e) for e in data.get("evidence") or ())
+        except EvidenceError as error:
+            raise ResultsError(f"guarantee {gid}: {error}") from error
         return cls(
             id=gid,
             level=Level(level),
@@ -163,7 +170,7 @@ class GuaranteeResult:
             outcome=Outcome(outcome),
             message=str(data.get("message") or ""),
             tests=tuple(str(t) for t in data.get("tests") or ()),
-            evidence=tuple(data.get("evidence") or ()),
+            evidence=evidence,
             deviation=Deviation.from_dict(deviation) if deviation else None,
             fed_by=tuple(str(name) for name in data.get("fed_by") or ()),
             examined={str(k): int(v) for k, v in (data.get("examined") or {}).items()},
@@ -338,7 +345,7 @@ class Record:
     when: str
     outcome: Outcome
     message: str = ""
-    evidence: tuple[Mapping[str, Any], ...] = ()
+    evidence: tuple[Evidence, ...] = ()
     duration_s: float = 0.0
 
 
@@ -384,11 +391,13 @@ def fold(
 
 
 def _examined(runs: Iterable[Record]) -> dict[str, int]:
-    """What the sweep test of a guarantee counted (`evidence(examined={...})`), per kind."""
+    """What the sweep tests of a guarantee counted (`SweepEvidence.examined`), per kind."""
     total: dict[str, int] = {}
     for record in runs:
         for piece in record.evidence:
-            for key, count in (piece.get("examined") or {}).items():
+            if not isinstance(piece, SweepEvidence):
+                continue
+            for key, count in piece.examined.items():
                 if key != "window_s":
-                    total[key] = max(total.get(key, 0), int(count))
+                    total[key] = max(total.get(key, 0), count)
     return total

@@ -6,6 +6,12 @@ import pytest
 
 from obsconf.conformance.checks import check_equal
 from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.evidence import (
+    CompareEvidence,
+    LogEvidence,
+    LogQueryEvidence,
+    Recorder,
+)
 from obsconf.conformance.logs import REQUIRED_KEYS, describe_lines, lines_between, request_lines
 from obsconf.conformance.metrics import await_scrape_after
 from obsconf.conformance.scenarios import Flow
@@ -43,19 +49,20 @@ def in_request(obsconf_system: System, obsconf_flow: Flow) -> list:
 
 
 @pytest.mark.guarantee("LOG-JSON-LINES")
-def test_log_json_lines(flow_lines: dict[str, list], obsconf_evidence) -> None:
+def test_log_json_lines(flow_lines: dict[str, list], obsconf_evidence: Recorder) -> None:
     bad = [ln for lines in flow_lines.values() for ln in lines if ln.fields is None]
     obsconf_evidence(
-        kind="logs",
-        check="lines that are not one JSON object",
-        seen=[ln.raw for ln in bad[:20]],
-        expected="none",
+        LogEvidence(
+            check="lines that are not one JSON object",
+            seen=[ln.raw for ln in bad[:20]],
+            expected="none",
+        )
     )
     assert not bad, f"{len(bad)} log line(s) are not JSON objects:\n{describe_lines(bad)}"
 
 
 @pytest.mark.guarantee("LOG-REQUIRED-KEYS")
-def test_log_required_keys(flow_lines: dict[str, list], obsconf_evidence) -> None:
+def test_log_required_keys(flow_lines: dict[str, list], obsconf_evidence: Recorder) -> None:
     bad = [
         ln
         for lines in flow_lines.values()
@@ -63,16 +70,17 @@ def test_log_required_keys(flow_lines: dict[str, list], obsconf_evidence) -> Non
         if ln.fields is None or any(key not in ln.fields for key in REQUIRED_KEYS)
     ]
     obsconf_evidence(
-        kind="logs",
-        check=f"lines missing one of {REQUIRED_KEYS}",
-        seen=[ln.raw for ln in bad[:20]],
-        expected="none",
+        LogEvidence(
+            check=f"lines missing one of {REQUIRED_KEYS}",
+            seen=[ln.raw for ln in bad[:20]],
+            expected="none",
+        )
     )
     assert not bad, f"{len(bad)} line(s) lack one of {REQUIRED_KEYS}:\n{describe_lines(bad)}"
 
 
 @pytest.mark.guarantee("LOG-SERVICE-FIELD")
-def test_log_service_field(flow_lines: dict[str, list], obsconf_evidence) -> None:
+def test_log_service_field(flow_lines: dict[str, list], obsconf_evidence: Recorder) -> None:
     bad = [
         (name, ln)
         for name, lines in flow_lines.items()
@@ -80,10 +88,11 @@ def test_log_service_field(flow_lines: dict[str, list], obsconf_evidence) -> Non
         if ln.get("service") != name
     ]
     obsconf_evidence(
-        kind="logs",
-        check="lines whose service field is not the writer",
-        seen=[f"{name}: {ln.raw}" for name, ln in bad[:20]],
-        expected="none",
+        LogEvidence(
+            check="lines whose service field is not the writer",
+            seen=[f"{name}: {ln.raw}" for name, ln in bad[:20]],
+            expected="none",
+        )
     )
     assert not bad, f"{len(bad)} line(s) name another service (or none):\n" + describe_lines(
         [ln for _, ln in bad]
@@ -91,13 +100,16 @@ def test_log_service_field(flow_lines: dict[str, list], obsconf_evidence) -> Non
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-IN-REQUEST")
-def test_log_trace_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+def test_log_trace_id_in_request(
+    obsconf_flow: Flow, in_request: list, obsconf_evidence: Recorder
+) -> None:
     bad = [ln for ln in in_request if ln.get("trace_id") != obsconf_flow.trace_id]
     obsconf_evidence(
-        kind="logs",
-        check="request lines without the request's trace_id",
-        expected=obsconf_flow.trace_id,
-        seen=[ln.raw for ln in bad[:20]],
+        LogEvidence(
+            check="request lines without the request's trace_id",
+            expected=obsconf_flow.trace_id,
+            seen=[ln.raw for ln in bad[:20]],
+        )
     )
     assert not bad, (
         f"{len(bad)} of {len(in_request)} line(s) written during "
@@ -107,14 +119,17 @@ def test_log_trace_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_e
 
 
 @pytest.mark.guarantee("LOG-SPAN-ID-IN-REQUEST")
-def test_log_span_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+def test_log_span_id_in_request(
+    obsconf_flow: Flow, in_request: list, obsconf_evidence: Recorder
+) -> None:
     span_ids = {s.span_id for s in obsconf_flow.spans}
     bad = [ln for ln in in_request if ln.get("span_id") not in span_ids]
     obsconf_evidence(
-        kind="logs",
-        check="request lines whose span_id is not a span of the trace",
-        expected=sorted(span_ids),
-        seen=[ln.raw for ln in bad[:20]],
+        LogEvidence(
+            check="request lines whose span_id is not a span of the trace",
+            expected=sorted(span_ids),
+            seen=[ln.raw for ln in bad[:20]],
+        )
     )
     assert not bad, (
         f"{len(bad)} line(s) written during {obsconf_flow.call.describe()} carry a span_id "
@@ -123,12 +138,12 @@ def test_log_span_id_in_request(obsconf_flow: Flow, in_request: list, obsconf_ev
 
 
 def _await_lines_with_trace(
-    system: System, service: str, trace_id: str, evidence, check: str, explain
+    system: System, service: str, trace_id: str, evidence: Recorder, check: str, explain
 ) -> None:
     """Poll the log store for `service` lines carrying `trace_id`; on timeout fail with
     `explain()` and the log query that was run."""
     query = system.logs.query_text(service, trace_id=trace_id)
-    evidence(kind="logquery", language=system.logs.language, check=check, query=query)
+    evidence(LogQueryEvidence(check=check, language=system.logs.language, query=query))
     try:
         poll(
             lambda: system.logs.lines(service, trace_id=trace_id),
@@ -142,7 +157,7 @@ def _await_lines_with_trace(
 
 @pytest.mark.guarantee("LOG-FINDABLE-BY-TRACE")
 def test_log_findable_by_trace(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     service = obsconf_system.names["user"]
     _await_lines_with_trace(
@@ -160,7 +175,7 @@ def test_log_findable_by_trace(
 
 @pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
 def test_log_trace_id_resolves(
-    obsconf_system: System, flow_lines: dict[str, list], obsconf_evidence
+    obsconf_system: System, flow_lines: dict[str, list], obsconf_evidence: Recorder
 ) -> None:
     trace_ids = {ln.get("trace_id") for lines in flow_lines.values() for ln in lines} - {None, ""}
     assert trace_ids, "no line of the flow carries a trace_id"
@@ -171,11 +186,12 @@ def test_log_trace_id_resolves(
         except TraceNotFound:
             missing.append(trace_id)
     obsconf_evidence(
-        kind="compare",
-        check="trace ids in the logs found in the trace store",
-        query=obsconf_system.traces.trace_url("<id>"),
-        expected=sorted(trace_ids),
-        seen=missing,
+        CompareEvidence(
+            check="trace ids in the logs found in the trace store",
+            query=obsconf_system.traces.trace_url("<id>"),
+            expected=sorted(trace_ids),
+            seen=missing,
+        )
     )
     assert not missing, (
         f"{len(missing)} of {len(trace_ids)} trace id(s) in the logs have no "
@@ -203,7 +219,7 @@ def _consume_span(flow: Flow, hop: Hop) -> Span:
 
 @pytest.mark.guarantee("LOG-CONSUMER-CORRELATED")
 def test_log_consumer_correlated(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     """Each consumer's lines are found by the trace id of its consume span: the flow's trace,
     or, where consumers link, the linked trace that span roots."""
@@ -233,7 +249,7 @@ def test_log_consumer_correlated(
 
 @pytest.mark.guarantee("LOG-CONSUMER-EVERY-LINE")
 def test_log_consumer_every_line(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     """Every line a consumer writes between the publish of the flow's message and the end of
     its consume span carries the consume span's trace_id and a span_id of that trace."""
@@ -250,12 +266,13 @@ def test_log_consumer_every_line(
             if ln.get("trace_id") != consume.trace_id or ln.get("span_id") not in span_ids
         ]
         obsconf_evidence(
-            kind="logs",
-            check=f"{hop.consumer_service} lines while processing {hop.subject}",
-            query=obsconf_system.logs.query_text(hop.consumer_service, since=since),
-            expected=f"trace_id {consume.trace_id} and a span_id of that trace on all "
-            f"{len(lines)} line(s)",
-            seen=[ln.raw for ln in bad[:20]] or "all correlated",
+            LogEvidence(
+                check=f"{hop.consumer_service} lines while processing {hop.subject}",
+                query=obsconf_system.logs.query_text(hop.consumer_service, since=since),
+                expected=f"trace_id {consume.trace_id} and a span_id of that trace on all "
+                f"{len(lines)} line(s)",
+                seen=[ln.raw for ln in bad[:20]] or "all correlated",
+            )
         )
         if not lines:
             problems.append(f"{hop.consumer_service} wrote no line while processing {hop.subject}")
@@ -269,13 +286,14 @@ def test_log_consumer_every_line(
 
 
 @pytest.mark.guarantee("LOG-REQUEST-ID")
-def test_log_request_id(obsconf_flow: Flow, in_request: list, obsconf_evidence) -> None:
+def test_log_request_id(obsconf_flow: Flow, in_request: list, obsconf_evidence: Recorder) -> None:
     bad = [ln for ln in in_request if ln.get("request_id") != obsconf_flow.call.request_id]
     obsconf_evidence(
-        kind="logs",
-        check="request lines without the X-Request-ID sent",
-        expected=obsconf_flow.call.request_id,
-        seen=[ln.raw for ln in bad[:20]],
+        LogEvidence(
+            check="request lines without the X-Request-ID sent",
+            expected=obsconf_flow.call.request_id,
+            seen=[ln.raw for ln in bad[:20]],
+        )
     )
     assert not bad, (
         f"{len(bad)} line(s) written during {obsconf_flow.call.describe()} do not carry "
@@ -283,7 +301,7 @@ def test_log_request_id(obsconf_flow: Flow, in_request: list, obsconf_evidence) 
     )
 
 
-def check_no_log_loss(system: System, evidence, after: float) -> None:
+def check_no_log_loss(system: System, evidence: Recorder, after: float) -> None:
     """Per service: lines counted by the service (log_records_total) == lines in the store
     since the process started. Polled: the shipper may still be catching up."""
     metric = system.target.metrics["log_records"]
@@ -320,5 +338,7 @@ def check_no_log_loss(system: System, evidence, after: float) -> None:
 
 
 @pytest.mark.guarantee("LOG-NO-LOSS")
-def test_log_no_loss(obsconf_system: System, obsconf_flow: Flow, obsconf_evidence) -> None:
+def test_log_no_loss(
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
+) -> None:
     check_no_log_loss(obsconf_system, obsconf_evidence, after=obsconf_flow.ended)

@@ -1,16 +1,27 @@
-"""Evidence in the HTML report: what a check looked at, drawn by the kind of evidence.
+"""Evidence in the HTML report: what a check looked at, drawn by the class of the evidence
+(`obsconf.conformance.evidence`).
 
-A comparison shows its query and expected beside seen; a trace check its trace link, the gap
-in one sentence and the waterfall (`obsconf.reports.waterfall`); LOAD's reconciliation and
-freshness their tables.
+Every piece shows its kind and check; then a comparison its query and expected beside seen, a
+log query the query in the store's language, a trace check its trace link, the gap in one
+sentence and the waterfall (`obsconf.reports.waterfall`), LOAD's reconciliation and freshness
+their tables.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from functools import singledispatch
 from typing import Any
 
+from obsconf.conformance.evidence import (
+    CompareEvidence,
+    Evidence,
+    FreshnessEvidence,
+    LogQueryEvidence,
+    ReconciliationEvidence,
+    TraceEvidence,
+)
 from obsconf.reports.markup import esc, trace_link, truncate
 from obsconf.reports.waterfall import render_waterfall
 
@@ -26,48 +37,67 @@ def pretty(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     return truncate(text, limit)
 
 
-QUERY_LABELS = {"logsql": "LogsQL", "compare": "query", "logs": "query", "nats": "query"}
-
-
-def gap_sentence(evidence: Mapping[str, Any]) -> str:
-    """The one-sentence explanation of a trace gap: `gap`, else the first finding's message
-    and likely cause."""
-    if evidence.get("gap"):
-        return str(evidence["gap"])
-    findings = evidence.get("findings") or []
-    if findings:
-        first = findings[0]
-        message = str(first.get("message", "")).rstrip(".")
-        cause = first.get("likely_cause")
-        return f"{message}; likely cause: {cause}." if cause else f"{message}."
-    return ""
-
-
-def render_trace_evidence(
-    evidence: Mapping[str, Any], grafana_url: str | None, draw: bool = True, seen_in: str = ""
+def render_evidence(
+    evidence: Evidence, grafana_url: str | None, draw: bool = True, seen_in: str = ""
 ) -> str:
-    """A trace check: the trace link, the gap sentence and the waterfall (or a pointer to the
-    guarantee where the same trace is drawn, when `draw` is false)."""
-    spans = evidence.get("spans") or []
-    findings = evidence.get("findings") or []
-    trace_id = str(evidence.get("trace_id", ""))
-    traces = {s.get("trace_id") for s in spans}
+    """One piece of evidence: its kind and check, then what its class shows (a trace check
+    draws its waterfall only when `draw`, else points to the guarantee `seen_in` that does)."""
+    return (
+        f'<div class="ev"><div class="check"><span class="kind">{esc(evidence.kind)}'
+        f"</span> {esc(evidence.check)}</div>"
+        f"{render_details(evidence, grafana_url, draw, seen_in)}</div>"
+    )
+
+
+@singledispatch
+def render_details(evidence: Evidence, grafana_url: str | None, draw: bool, seen_in: str) -> str:
+    """What a piece of evidence shows below its check, by its class."""
+    raise TypeError(f"the report has no rendering for {type(evidence).__name__}")
+
+
+@render_details.register
+def _comparison(
+    evidence: CompareEvidence, grafana_url: str | None, draw: bool, seen_in: str
+) -> str:
+    query = _query("query", evidence.query) if evidence.query else ""
+    expected, seen = evidence.expected, evidence.seen
+    cls = "same" if expected == seen else "differ"
+    return (
+        f'{query}<div class="cmp {cls}"><div><b>expected</b><pre>{esc(pretty(expected))}</pre>'
+        f"</div><div><b>seen</b><pre>{esc(pretty(seen))}</pre></div></div>"
+    )
+
+
+@render_details.register
+def _log_query(
+    evidence: LogQueryEvidence, grafana_url: str | None, draw: bool, seen_in: str
+) -> str:
+    return _query(evidence.language or "query", evidence.query) if evidence.query else ""
+
+
+def _query(label: str, query: str) -> str:
+    return f'<div class="kv"><b>{esc(label)}</b><pre class="query">{esc(pretty(query))}</pre></div>'
+
+
+@render_details.register
+def _trace(evidence: TraceEvidence, grafana_url: str | None, draw: bool, seen_in: str) -> str:
+    """The trace link, the gap sentence and the waterfall (or a pointer to the guarantee where
+    the same trace is drawn)."""
+    spans = evidence.spans
+    traces = {s.trace_id for s in spans}
     parts = [
-        f'<div class="kv"><b>trace</b> {trace_link(trace_id, grafana_url)}'
+        f'<div class="kv"><b>trace</b> {trace_link(evidence.trace_id, grafana_url)}'
         f" · {len(spans)} spans in {len(traces)} trace{'s' if len(traces) != 1 else ''}</div>"
     ]
-    if evidence.get("request"):
-        parts.append(
-            f'<div class="kv"><b>request</b> <code>{esc(evidence["request"])}</code></div>'
-        )
-    sentence = gap_sentence(evidence)
+    if evidence.request:
+        parts.append(f'<div class="kv"><b>request</b> <code>{esc(evidence.request)}</code></div>')
+    sentence = evidence.gap_sentence
     if sentence:
         parts.append(f'<p class="gapline">⚠ {esc(sentence)}</p>')
     else:
         parts.append('<p class="okline">This check found no gap in the flow\'s traces.</p>')
     if draw:
-        flagged = {str(f.get("span_id")) for f in findings if f.get("span_id")}
-        parts.append(render_waterfall(spans, trace_id, flagged, grafana_url))
+        parts.append(render_waterfall(spans, evidence.trace_id, evidence.flagged, grafana_url))
     elif seen_in:
         parts.append(
             f'<p class="muted">Same trace as drawn under <a href="#g-{esc(seen_in)}">'
@@ -76,49 +106,29 @@ def render_trace_evidence(
     return "".join(parts)
 
 
-def render_rows(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+@render_details.register
+def _reconciliation(
+    evidence: ReconciliationEvidence, grafana_url: str | None, draw: bool, seen_in: str
+) -> str:
+    rows = ((r.stage, r.flows, r.example) for r in evidence.rows)
+    return render_table(("stage", "flows", "example"), rows)
+
+
+@render_details.register
+def _freshness(
+    evidence: FreshnessEvidence, grafana_url: str | None, draw: bool, seen_in: str
+) -> str:
+    rows = ((signal, f.p50, f.p99, f.n, f.resolution_s) for signal, f in evidence.freshness.items())
+    table = render_table(("signal", "p50", "p99", "n", "resolution_s"), rows)
+    return f"{table}<p>{esc(pretty(evidence.expected))}</p>"
+
+
+def render_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """A small table of evidence rows (LOAD's reconciliation, freshness percentiles)."""
 
-    def cell(value: Any) -> str:
+    def cell(value: object) -> str:
         return f"{value:.3f}" if isinstance(value, float) else esc(str(value))
 
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(r.get(c, ''))}</td>" for c in columns) + "</tr>" for r in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
     return f'<table class="counts"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def render_evidence(
-    evidence: Mapping[str, Any], grafana_url: str | None, draw: bool = True, seen_in: str = ""
-) -> str:
-    """One piece of evidence: its check, the query run and expected versus seen."""
-    kind = str(evidence.get("kind", ""))
-    parts = [
-        f'<div class="ev"><div class="check"><span class="kind">{esc(kind or "evidence")}'
-        f"</span> {esc(evidence.get('check', ''))}</div>"
-    ]
-    if kind == "trace":
-        parts.append(render_trace_evidence(evidence, grafana_url, draw, seen_in))
-    elif kind == "reconciliation":
-        parts.append(render_rows(evidence.get("rows") or [], ("stage", "flows", "example")))
-    elif kind == "freshness":
-        rows = [{"signal": k, **v} for k, v in (evidence.get("freshness") or {}).items()]
-        parts.append(render_rows(rows, ("signal", "p50", "p99", "n", "resolution_s")))
-        parts.append(f"<p>{esc(pretty(evidence.get('expected')))}</p>")
-    else:
-        if evidence.get("query"):
-            label = evidence.get("language") or QUERY_LABELS.get(kind, "query")
-            parts.append(
-                f'<div class="kv"><b>{esc(label)}</b><pre class="query">'
-                f"{esc(pretty(evidence['query']))}</pre></div>"
-            )
-        if "expected" in evidence or "seen" in evidence:
-            expected, seen = evidence.get("expected"), evidence.get("seen")
-            cls = "same" if expected == seen else "differ"
-            parts.append(
-                f'<div class="cmp {cls}"><div><b>expected</b><pre>{esc(pretty(expected))}</pre>'
-                f"</div><div><b>seen</b><pre>{esc(pretty(seen))}</pre></div></div>"
-            )
-    parts.append("</div>")
-    return "".join(parts)

@@ -18,8 +18,9 @@ from importlib.resources import files
 from pathlib import Path
 
 from obsconf.conformance.catalog import FAMILIES, Level
+from obsconf.conformance.evidence import TraceEvidence
 from obsconf.conformance.results import GuaranteeResult, Outcome, RunResults
-from obsconf.reports.evidence_html import gap_sentence, render_evidence
+from obsconf.reports.evidence_html import render_evidence
 from obsconf.reports.markup import esc, explore_url, truncate, truncate_label
 
 # explore_url is still imported from here (the Grafana data source provisioning names it here).
@@ -73,8 +74,8 @@ def _headline(guarantee: GuaranteeResult) -> str:
     if guarantee.outcome == Outcome.XPASSED:
         return guarantee.message
     for evidence in guarantee.evidence:
-        if evidence.get("kind") == "trace" and gap_sentence(evidence):
-            return gap_sentence(evidence)
+        if isinstance(evidence, TraceEvidence) and evidence.gap_sentence:
+            return evidence.gap_sentence
     message = guarantee.message.removeprefix("AssertionError: ")
     return message.splitlines()[0] if message else ""
 
@@ -116,14 +117,17 @@ def _guarantee_row(
         )
     if outcome != Outcome.PASSED and guarantee.message:
         message = f'<pre class="msg">{esc(truncate(guarantee.message, MAX_MESSAGE_CHARS))}</pre>'
-        if any(e.get("kind") == "trace" for e in guarantee.evidence):
+        if any(isinstance(e, TraceEvidence) for e in guarantee.evidence):
             # The waterfall below shows what the message's text tree shows.
             message = f"<details><summary>assertion message</summary>{message}</details>"
         body.append(message)
+    # A trace drawn under an earlier guarantee is pointed to, not drawn again (but a failure
+    # draws its own).
+    once = outcome not in (Outcome.FAILED, Outcome.XFAILED)
     for evidence in guarantee.evidence:
         draw, seen_in = True, ""
-        if evidence.get("kind") == "trace" and outcome not in (Outcome.FAILED, Outcome.XFAILED):
-            key = str(evidence.get("trace_id", ""))
+        if isinstance(evidence, TraceEvidence) and once:
+            key = evidence.trace_id
             if key in drawn:
                 draw, seen_in = False, drawn[key]
             else:

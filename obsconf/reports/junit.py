@@ -12,30 +12,45 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from obsconf.conformance.evidence import (
+    CompareEvidence,
+    Evidence,
+    FreshnessEvidence,
+    LogQueryEvidence,
+    ReconciliationEvidence,
+    TraceEvidence,
+)
 from obsconf.conformance.results import GuaranteeResult, Outcome, RunResults
-from obsconf.reports.evidence_html import gap_sentence
 
 MAX_TEXT = 8000
 
 
-def _evidence_text(evidence: Mapping[str, Any]) -> str:
-    lines = [f"[{evidence.get('kind', '')}] {evidence.get('check', '')}"]
-    if evidence.get("kind") == "trace":
-        lines.append(f"  trace: {evidence.get('trace_id', '')}")
-        if gap_sentence(evidence):
-            lines.append(f"  gap: {gap_sentence(evidence)}")
-    if evidence.get("query"):
-        lines.append(f"  query: {evidence['query']}")
-    for key in ("expected", "seen"):
-        if key in evidence:
-            value = evidence[key]
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
-            lines.append(f"  {key}: {text}")
+def _evidence_text(evidence: Evidence) -> str:
+    """`[kind] check`, then by its class: the trace and its gap, the query, expected and seen."""
+    lines = [f"[{evidence.kind}] {evidence.check}"]
+    match evidence:
+        case TraceEvidence():
+            lines.append(f"  trace: {evidence.trace_id}")
+            if evidence.gap_sentence:
+                lines.append(f"  gap: {evidence.gap_sentence}")
+        case LogQueryEvidence() if evidence.query:
+            lines.append(f"  query: {evidence.query}")
+        case CompareEvidence():
+            if evidence.query:
+                lines.append(f"  query: {evidence.query}")
+            lines += _sides(evidence.expected, evidence.seen)
+        case ReconciliationEvidence() | FreshnessEvidence():
+            lines += _sides(evidence.expected, evidence.seen)
     return "\n".join(lines)
+
+
+def _sides(expected: object, seen: object) -> list[str]:
+    return [
+        f"  {key}: {value if isinstance(value, str) else json.dumps(value, default=str)}"
+        for key, value in (("expected", expected), ("seen", seen))
+    ]
 
 
 def _failures(guarantees: list[GuaranteeResult]) -> str:

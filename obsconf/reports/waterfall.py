@@ -13,8 +13,8 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from obsconf.conformance.traces.model import Span
 from obsconf.conformance.traces.render import COLLAPSE_OVER
 from obsconf.reports.markup import esc, explore_url, truncate_label
 
@@ -52,7 +52,7 @@ class Row:
     kind: str  # "header" | "span" | "more" | "note"
     text: str = ""
     depth: int = 0
-    span: Mapping[str, Any] | None = None
+    span: Span | None = None
     service: str = ""
     start_ns: int = 0
     end_ns: int = 0
@@ -61,32 +61,25 @@ class Row:
     flagged: bool = False
 
 
-def _num(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
+def _start(span: Span) -> int:
+    return span.start_ns
 
 
-def _start(span: Mapping[str, Any]) -> int:
-    return _num(span.get("start_ns"))
+def _end(span: Span) -> int:
+    return max(span.end_ns, span.start_ns)
 
 
-def _end(span: Mapping[str, Any]) -> int:
-    return max(_num(span.get("end_ns")), _start(span))
+def _label(span: Span) -> str:
+    return f"{span.service}: {span.name} [{span.kind}]"
 
 
-def _label(span: Mapping[str, Any]) -> str:
-    return f"{span.get('service', '?')}: {span.get('name', '?')} [{span.get('kind', '?')}]"
-
-
-def _subtree_size(span_id: str, children: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+def _subtree_size(span_id: str, children: Mapping[str, Sequence[Span]]) -> int:
     """How many spans hang below `span_id` (iteratively; guards against cycles)."""
     seen: set[str] = set()
     stack = [span_id]
     while stack:
         for kid in children.get(stack.pop(), ()):
-            kid_id = str(kid.get("span_id", ""))
+            kid_id = kid.span_id
             if kid_id not in seen:
                 seen.add(kid_id)
                 stack.append(kid_id)
@@ -94,61 +87,59 @@ def _subtree_size(span_id: str, children: Mapping[str, Sequence[Mapping[str, Any
 
 
 def _visible_children(
-    siblings: Sequence[Mapping[str, Any]],
+    siblings: Sequence[Span],
     flagged: set[str],
-    children: Mapping[str, Sequence[Mapping[str, Any]]],
+    children: Mapping[str, Sequence[Span]],
     depth: int,
-) -> list[Mapping[str, Any] | Row]:
+) -> list[Span | Row]:
     """Siblings to draw: a same service+name group of more than COLLAPSE_OVER spans shows its
     first span and one `… N more` row spanning the rest (flagged spans always shown), as the
     text tree in `obsconf.conformance.traces.render` does."""
-    sizes = Counter((s.get("service"), s.get("name")) for s in siblings)
-    groups: dict[tuple[Any, Any], Row] = {}
-    items: list[Mapping[str, Any] | Row] = []
+    sizes = Counter((s.service, s.name) for s in siblings)
+    groups: dict[tuple[str, str], Row] = {}
+    items: list[Span | Row] = []
     for span in siblings:
-        key = (span.get("service"), span.get("name"))
-        if sizes[key] <= COLLAPSE_OVER or str(span.get("span_id")) in flagged:
+        key = (span.service, span.name)
+        if sizes[key] <= COLLAPSE_OVER or span.span_id in flagged:
             items.append(span)
             continue
         if key not in groups:
             groups[key] = Row(
                 kind="more",
                 depth=depth,
-                service=str(span.get("service", "")),
-                text=f"{span.get('service', '?')}: {span.get('name', '?')}",
+                service=span.service,
+                text=f"{span.service}: {span.name}",
                 start_ns=_start(span),
                 end_ns=_end(span),
-                trace_id=str(span.get("trace_id", "")),
+                trace_id=span.trace_id,
             )
             items.append(span)  # the group's first span stays visible
             continue
         group = groups[key]
         if group.count == 0:
             items.append(group)
-        group.count += 1 + _subtree_size(str(span.get("span_id", "")), children)
+        group.count += 1 + _subtree_size(span.span_id, children)
         group.start_ns = min(group.start_ns, _start(span))
         group.end_ns = max(group.end_ns, _end(span))
     return items
 
 
-def waterfall_rows(
-    spans: Sequence[Mapping[str, Any]], primary_trace: str, flagged: set[str]
-) -> list[Row]:
+def waterfall_rows(spans: Sequence[Span], primary_trace: str, flagged: set[str]) -> list[Row]:
     """Rows of the waterfall: the primary trace first, then the other traces of the flow by
     start time, each under a header row, spans depth-first under their parents."""
-    by_trace: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    by_trace: dict[str, list[Span]] = defaultdict(list)
     for span in spans:
-        by_trace[str(span.get("trace_id", ""))].append(span)
+        by_trace[span.trace_id].append(span)
     order = sorted(by_trace, key=lambda t: (t != primary_trace, min(map(_start, by_trace[t]))))
     rows: list[Row] = []
     for trace_id in order:
         trace_spans = sorted(by_trace[trace_id], key=_start)
-        ids = {str(s.get("span_id", "")) for s in trace_spans}
-        children: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        roots: list[Mapping[str, Any]] = []
+        ids = {s.span_id for s in trace_spans}
+        children: dict[str, list[Span]] = defaultdict(list)
+        roots: list[Span] = []
         for span in trace_spans:
-            parent = str(span.get("parent_span_id") or "")
-            if parent and parent in ids and parent != span.get("span_id"):
+            parent = span.parent_span_id
+            if parent and parent in ids and parent != span.span_id:
                 children[parent].append(span)
             else:
                 roots.append(span)
@@ -163,16 +154,14 @@ def waterfall_rows(
             )
         rows.append(header)
         visited: set[str] = set()
-        stack: list[Mapping[str, Any] | Row] = list(
-            reversed(_visible_children(roots, flagged, children, 0))
-        )
+        stack: list[Span | Row] = list(reversed(_visible_children(roots, flagged, children, 0)))
         depths = [0] * len(stack)
         while stack:
             item, depth = stack.pop(), depths.pop()
             if isinstance(item, Row):
                 rows.append(item)
                 continue
-            span_id = str(item.get("span_id", ""))
+            span_id = item.span_id
             if span_id in visited:
                 continue
             visited.add(span_id)
@@ -181,7 +170,7 @@ def waterfall_rows(
                     kind="span",
                     depth=depth,
                     span=item,
-                    service=str(item.get("service", "")),
+                    service=item.service,
                     start_ns=_start(item),
                     end_ns=_end(item),
                     trace_id=trace_id,
@@ -229,18 +218,17 @@ def _fmt_ms(ms: float) -> str:
     return f"{ms:.2f} ms"
 
 
-def service_colours(spans: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+def service_colours(spans: Iterable[Span]) -> dict[str, str]:
     """A colour per service, in order of first start."""
     colours: dict[str, str] = {}
     for span in sorted(spans, key=_start):
-        service = str(span.get("service", ""))
-        if service not in colours:
-            colours[service] = PALETTE[len(colours) % len(PALETTE)]
+        if span.service not in colours:
+            colours[span.service] = PALETTE[len(colours) % len(PALETTE)]
     return colours
 
 
 def render_waterfall(
-    spans: Sequence[Mapping[str, Any]],
+    spans: Sequence[Span],
     primary_trace: str,
     flagged: set[str],
     grafana_url: str | None = None,
@@ -317,15 +305,17 @@ def render_waterfall(
                 f"{esc(dur)}</text></g>"
             )
             continue
-        span = row.span or {}
+        span = row.span
+        if span is None:  # a span row always has its span
+            continue
         label = _label(span)
-        error = span.get("status") == "ERROR"
+        error = span.status == "ERROR"
         marker = "▶ " if row.flagged else ""
         tip = (
-            f"{label}\nspan {span.get('span_id', '')} · parent "
-            f"{span.get('parent_span_id') or '(none)'}\ntrace {row.trace_id}\n"
+            f"{label}\nspan {span.span_id} · parent "
+            f"{span.parent_span_id or '(none)'}\ntrace {row.trace_id}\n"
             f"start +{_fmt_ms((row.start_ns - t0) / 1e6)} · {dur} · status "
-            f"{span.get('status', '')} {span.get('status_message', '')}"
+            f"{span.status} {span.status_message}"
         ).rstrip()
         fill = GAP_RED if row.flagged else colours.get(row.service, "#999")
         cls = "span gap" if row.flagged else "span"
