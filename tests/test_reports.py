@@ -13,10 +13,13 @@ import pytest
 
 from obsconf.conformance.evidence import TraceEvidence
 from obsconf.conformance.results import RunResults
+from obsconf.conformance.traces.analysis import Finding
+from obsconf.conformance.traces.model import Span
+from obsconf.conformance.traces.render import render_tree
 from obsconf.reports.compare import compare_results, render_comparison
 from obsconf.reports.html import render_report, write_report
 from obsconf.reports.junit import write_junit
-from obsconf.reports.waterfall import MAX_ROWS
+from obsconf.reports.waterfall import MAX_ROWS, waterfall_rows
 
 DATA = Path(__file__).resolve().parent / "data"
 GRAFANA = "http://grafana.example:3000"
@@ -226,6 +229,33 @@ def test_huge_trace_collapses_and_stays_small() -> None:
     assert re.search(r"… 498 more inventory-service: INSERT", svg)
     assert svg.count('<g class="span') == 4
     assert svg.count('<g class="span gap">') == 1
+
+
+def test_waterfall_folds_siblings_as_the_text_tree_does() -> None:
+    """Two interleaved groups of same-named siblings: each folds right after its first span,
+    in the waterfall as in the failure message's tree, and a flagged span stays where it is."""
+    root = span(0, "", "POST /api/users", "user-service")
+    kids = [span(i, root["span_id"], "SELECT" if i % 2 else "INSERT") for i in range(1, 60)]
+    spans = [Span(**s) for s in [root, *kids]]
+    flagged = kids[10]["span_id"]  # a SELECT
+    finding = Finding("orphan", flagged, "order-service", "flagged.", "test")
+    rows = waterfall_rows(spans, spans[0].trace_id, {flagged})
+    drawn = [(r.kind, r.span.name if r.span else r.text, r.count) for r in rows if r.depth == 1]
+    assert drawn == [
+        ("span", "SELECT", 0),
+        ("more", "order-service: SELECT", 28),
+        ("span", "INSERT", 0),
+        ("more", "order-service: INSERT", 28),
+        ("span", "SELECT", 0),
+    ]
+    lines = render_tree(spans, [finding]).splitlines()[2:7]
+    assert [re.sub(r" \[CLIENT\].*", "", line) for line in lines] == [
+        "├─ order-service: SELECT",
+        "├─ … 28 more `SELECT` spans (order-service)",
+        "├─ order-service: INSERT",
+        "├─ … 28 more `INSERT` spans (order-service)",
+        "└─ order-service: SELECT",
+    ]
 
 
 def test_huge_trace_caps_rows_and_keeps_the_gap() -> None:

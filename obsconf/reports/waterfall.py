@@ -10,12 +10,12 @@ are always drawn).
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from obsconf.conformance.traces.model import Span
-from obsconf.conformance.traces.render import COLLAPSE_OVER
+from obsconf.conformance.traces.render import collapse_siblings
 from obsconf.reports.markup import esc, explore_url, truncate_label
 
 MAX_ROWS = 300
@@ -92,35 +92,27 @@ def _visible_children(
     children: Mapping[str, Sequence[Span]],
     depth: int,
 ) -> list[Span | Row]:
-    """Siblings to draw: a same service+name group of more than COLLAPSE_OVER spans shows its
-    first span and one `… N more` row spanning the rest (flagged spans always shown), as the
-    text tree in `obsconf.conformance.traces.render` does."""
-    sizes = Counter((s.service, s.name) for s in siblings)
-    groups: dict[tuple[str, str], Row] = {}
+    """Siblings to draw, collapsed as the text tree collapses them (`collapse_siblings`): a
+    folded group is one `… N more` row after its first span, N counting the spans below the
+    hidden ones too, its bar spanning the whole group."""
     items: list[Span | Row] = []
-    for span in siblings:
-        key = (span.service, span.name)
-        if sizes[key] <= COLLAPSE_OVER or span.span_id in flagged:
-            items.append(span)
+    for item in collapse_siblings(siblings, flagged):
+        if isinstance(item, Span):
+            items.append(item)
             continue
-        if key not in groups:
-            groups[key] = Row(
+        group = (item.first, *item.hidden)
+        items.append(
+            Row(
                 kind="more",
                 depth=depth,
-                service=span.service,
-                text=f"{span.service}: {span.name}",
-                start_ns=_start(span),
-                end_ns=_end(span),
-                trace_id=span.trace_id,
+                service=item.first.service,
+                text=f"{item.first.service}: {item.first.name}",
+                start_ns=min(map(_start, group)),
+                end_ns=max(map(_end, group)),
+                count=sum(1 + _subtree_size(s.span_id, children) for s in item.hidden),
+                trace_id=item.first.trace_id,
             )
-            items.append(span)  # the group's first span stays visible
-            continue
-        group = groups[key]
-        if group.count == 0:
-            items.append(group)
-        group.count += 1 + _subtree_size(span.span_id, children)
-        group.start_ns = min(group.start_ns, _start(span))
-        group.end_ns = max(group.end_ns, _end(span))
+        )
     return items
 
 
