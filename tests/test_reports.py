@@ -270,6 +270,17 @@ def test_huge_trace_caps_rows_and_keeps_the_gap() -> None:
     assert "▶ order-service: step 1200 [CLIENT]" in svg
 
 
+def test_capped_waterfall_counts_each_hidden_span_once() -> None:
+    """A second trace past the cap: its header row is not counted as its spans again."""
+    chain = [span(0, "", "POST /api/users", "user-service")]
+    chain += [span(i, f"{i - 1:016x}", f"step {i}") for i in range(1, 400)]
+    other = [{**span(i, "", f"other {i}"), "trace_id": "d" * 32} for i in range(500, 505)]
+    (svg,) = svgs(render_report(synthetic_trace_results(chain + other, chain[-1]["span_id"])))
+    drawn_spans = MAX_ROWS - 1  # the cap, less the flow trace's header row
+    hidden_spans = len(chain) + len(other) - drawn_spans - 1  # the flagged span is still drawn
+    assert f"({hidden_spans} spans) not drawn" in svg
+
+
 def test_write_report(tmp_path: Path, no_inject: RunResults) -> None:
     path = write_report(no_inject, tmp_path / "out" / "report.html")
     assert path.exists()

@@ -250,7 +250,7 @@ def render_report(results: RunResults, *, grafana_url: str | None = None) -> str
     families.sort(key=lambda f: not any(g.failing and g.family == f for g in guarantees))
     for family in families:
         members = [g for g in guarantees if g.family == family]
-        members.sort(key=lambda g: OUTCOME_ORDER.get(g.outcome, 4))
+        members.sort(key=lambda g: OUTCOME_ORDER[g.outcome])
         n_failed = sum(g.failing for g in members)
         status = f" · <span class='failtxt'>{n_failed} failed</span>" if n_failed else ""
         page.append(

@@ -56,7 +56,7 @@ class Row:
     service: str = ""
     start_ns: int = 0
     end_ns: int = 0
-    count: int = 0
+    count: int = 0  # of a "more" row: the spans it stands for
     trace_id: str = ""
     flagged: bool = False
 
@@ -135,7 +135,7 @@ def waterfall_rows(spans: Sequence[Span], primary_trace: str, flagged: set[str])
                 children[parent].append(span)
             else:
                 roots.append(span)
-        header = Row(kind="header", trace_id=trace_id, count=len(trace_spans))
+        header = Row(kind="header", trace_id=trace_id)
         if trace_id == primary_trace:
             header.text = f"trace {trace_id} · the flow's trace, {len(trace_spans)} spans"
         else:
