@@ -106,7 +106,7 @@ def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence: Recorder) -> Non
         f"the flow's trace has no {entry} SERVER span ({obsconf_flow.settled.describe_wait()})"
     )
     server = servers[0]
-    expected = {
+    expected: dict[str, str | int] = {
         "http.request.method": "POST",
         "http.route": "/api/users",
         "http.response.status_code": obsconf_flow.call.status,
