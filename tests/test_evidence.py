@@ -138,7 +138,8 @@ FAKE_SUITE = """
 import pytest
 
 from obsconf.conformance.evidence import (
-    FreshnessEvidence, LogEvidence, ReconciliationEvidence, ReconciliationRow, SignalFreshness,
+    Evidence, FreshnessEvidence, LogEvidence, ReconciliationEvidence, ReconciliationRow,
+    SignalFreshness,
 )
 
 
@@ -150,6 +151,11 @@ def test_typed(obsconf_evidence):
 @pytest.mark.guarantee("MET-ROUTE-CARDINALITY")
 def test_untyped(obsconf_evidence):
     obsconf_evidence(kind="logs", check="lines", expected="none", seen=[])
+
+
+@pytest.mark.guarantee("MET-REQUESTS-EXACT")
+def test_no_kind(obsconf_evidence):
+    obsconf_evidence(Evidence(check="a check of no kind"))
 
 
 @pytest.mark.guarantee("LOAD-DISTINCT-TRACES")
@@ -190,5 +196,9 @@ def test_the_fixture_takes_typed_evidence_into_results_and_the_terminal(tmp_path
     ]
     untyped = by_id["MET-ROUTE-CARDINALITY"]
     assert untyped["outcome"] == "failed" and "TypeError" in untyped["message"]
+    no_kind = by_id["MET-REQUESTS-EXACT"]
+    assert no_kind["outcome"] == "failed" and no_kind["evidence"] == []
+    assert "of a kind results.json holds" in no_kind["message"]
+    assert "not Evidence" in no_kind["message"]
     assert "reconciliation of 3 flows: 3 whole" in proc.stdout
     assert "freshness: logs p50 0.20s p99 0.40s" in proc.stdout
