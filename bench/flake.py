@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from obsconf.conformance.results import Outcome  # noqa: E402
 from obsconf.reference_services.negative_controls import run_suite  # noqa: E402
 from obsconf.stack.local import LocalStack  # noqa: E402
 
@@ -61,7 +62,7 @@ def main() -> int:
                 started = time.monotonic()
                 results = run_suite("", endpoints, target=REPO / "targets" / f"{variant}.yaml")
                 times[variant].append(time.monotonic() - started)
-                bad = [g for g in results["guarantees"] if g["outcome"] != "passed"]
+                bad = [g for g in results["guarantees"] if g["outcome"] != Outcome.PASSED]
                 failed_runs[variant] += bool(bad)
                 for g in bad:
                     alarms[variant][g["id"]] += 1

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from obsconf.conformance.checks import check_findings
+from obsconf.conformance.evidence import Evidence
 from obsconf.conformance.traces.findings import FindingCode
 from obsconf.reference_services import faults
 
@@ -16,12 +17,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_check_findings_refuses_a_code_the_analysis_never_produces() -> None:
-    recorded: list[dict] = []
+    recorded: list[Evidence] = []
     with pytest.raises(ValueError, match=r"unknown finding code\(s\) orphans; known: .*orphan"):
         check_findings(
             None,  # type: ignore[arg-type]  (refused before the flow is read)
             {"orphan", "orphans"},
-            lambda **e: recorded.append(e),
+            recorded.append,
             "no orphans",
         )
     assert recorded == [], "nothing is recorded for a check that cannot run"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from obsconf.conformance.driver import Call
+from obsconf.conformance.evidence import ReconciliationEvidence, ReconciliationRow
 from obsconf.conformance.load.account import STAGES, Accounting, Freshness, _charge_merged, charge
 from obsconf.conformance.load.collect import FlowAccount, _follow, _linking, _windows
 from obsconf.conformance.load.send import Sent
@@ -16,7 +17,7 @@ from obsconf.conformance.nats_tap import TappedMessage
 from obsconf.conformance.target import TargetError, load_target
 from obsconf.conformance.traces.expectation import Expectation, Hop
 from obsconf.conformance.traces.model import Link, Span
-from obsconf.reports.html import render_evidence
+from obsconf.reports.evidence_html import render_evidence
 
 USER, ORDER, INVENTORY = "user-service", "order-service", "inventory-service"
 EXPECTATION = Expectation(
@@ -145,7 +146,14 @@ def test_reconciliation_counts_flows_per_stage() -> None:
     assert rows["HTTP"]["flows"] == 1 and "answered 500" in str(rows["HTTP"]["example"])
     assert accounting.whole() == 1
     assert "2 flows: 1 whole, 1 with something missing" in accounting.table()
-    html = render_evidence({"kind": "reconciliation", "rows": accounting.reconciliation()}, None)
+    evidence = ReconciliationEvidence(
+        check="flows accounted for",
+        rows=tuple(ReconciliationRow.from_dict(row) for row in accounting.reconciliation()),
+        table=accounting.table(),
+        expected="2 whole flows",
+        seen="1 whole",
+    )
+    html = render_evidence(evidence, None)
     assert "<td>HTTP</td><td>1</td>" in html
 
 

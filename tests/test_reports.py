@@ -11,10 +11,15 @@ from typing import Any
 
 import pytest
 
+from obsconf.conformance.evidence import TraceEvidence
 from obsconf.conformance.results import RunResults
+from obsconf.conformance.traces.findings import Finding
+from obsconf.conformance.traces.model import Span
+from obsconf.conformance.traces.render import render_tree
 from obsconf.reports.compare import compare_results, render_comparison
-from obsconf.reports.html import MAX_ROWS, render_report, write_report
+from obsconf.reports.html import render_report, write_report
 from obsconf.reports.junit import write_junit
+from obsconf.reports.waterfall import MAX_ROWS, waterfall_rows
 
 DATA = Path(__file__).resolve().parent / "data"
 GRAFANA = "http://grafana.example:3000"
@@ -167,11 +172,12 @@ def test_waterfall_marks_the_gap(no_inject: RunResults) -> None:
     assert len(drawn) == 1
     svg = drawn[0]
     evidence = no_inject.guarantee("TRC-ONE-TRACE-PER-FLOW").evidence[0]
+    assert isinstance(evidence, TraceEvidence)
     # one row per span, labelled `service: name [KIND]`
-    assert svg.count('<g class="span') == len(evidence["spans"])
+    assert svg.count('<g class="span') == len(evidence.spans)
     assert "user-service: publish user.created [PRODUCER]" in svg
     # the split traces are grouped under their trace ids
-    for trace_id in {s["trace_id"] for s in evidence["spans"]}:
+    for trace_id in {s.trace_id for s in evidence.spans}:
         assert f"trace {trace_id}" in svg
     assert svg.count("SEPARATE trace") == 2
     # the finding spans are red, with the marker, and the gap sentence sits above the SVG
@@ -225,6 +231,33 @@ def test_huge_trace_collapses_and_stays_small() -> None:
     assert svg.count('<g class="span gap">') == 1
 
 
+def test_waterfall_folds_siblings_as_the_text_tree_does() -> None:
+    """Two interleaved groups of same-named siblings: each folds right after its first span,
+    in the waterfall as in the failure message's tree, and a flagged span stays where it is."""
+    root = span(0, "", "POST /api/users", "user-service")
+    kids = [span(i, root["span_id"], "SELECT" if i % 2 else "INSERT") for i in range(1, 60)]
+    spans = [Span(**s) for s in [root, *kids]]
+    flagged = kids[10]["span_id"]  # a SELECT
+    finding = Finding("orphan", flagged, "order-service", "flagged.", "test")
+    rows = waterfall_rows(spans, spans[0].trace_id, {flagged})
+    drawn = [(r.kind, r.span.name if r.span else r.text, r.count) for r in rows if r.depth == 1]
+    assert drawn == [
+        ("span", "SELECT", 0),
+        ("more", "order-service: SELECT", 28),
+        ("span", "INSERT", 0),
+        ("more", "order-service: INSERT", 28),
+        ("span", "SELECT", 0),
+    ]
+    lines = render_tree(spans, [finding]).splitlines()[2:7]
+    assert [re.sub(r" \[CLIENT\].*", "", line) for line in lines] == [
+        "├─ order-service: SELECT",
+        "├─ … 28 more `SELECT` spans (order-service)",
+        "├─ order-service: INSERT",
+        "├─ … 28 more `INSERT` spans (order-service)",
+        "└─ order-service: SELECT",
+    ]
+
+
 def test_huge_trace_caps_rows_and_keeps_the_gap() -> None:
     spans = [span(0, "", "POST /api/users", "user-service")]
     spans += [span(i, f"{i - 1:016x}", f"step {i}") for i in range(1, 1500)]  # 1500 deep
@@ -235,6 +268,17 @@ def test_huge_trace_caps_rows_and_keeps_the_gap() -> None:
     assert f"waterfall capped at {MAX_ROWS} rows" in svg
     assert svg.count('<g class="span') <= MAX_ROWS + 1
     assert "▶ order-service: step 1200 [CLIENT]" in svg
+
+
+def test_capped_waterfall_counts_each_hidden_span_once() -> None:
+    """A second trace past the cap: its header row is not counted as its spans again."""
+    chain = [span(0, "", "POST /api/users", "user-service")]
+    chain += [span(i, f"{i - 1:016x}", f"step {i}") for i in range(1, 400)]
+    other = [{**span(i, "", f"other {i}"), "trace_id": "d" * 32} for i in range(500, 505)]
+    (svg,) = svgs(render_report(synthetic_trace_results(chain + other, chain[-1]["span_id"])))
+    drawn_spans = MAX_ROWS - 1  # the cap, less the flow trace's header row
+    hidden_spans = len(chain) + len(other) - drawn_spans - 1  # the flagged span is still drawn
+    assert f"({hidden_spans} spans) not drawn" in svg
 
 
 def test_write_report(tmp_path: Path, no_inject: RunResults) -> None:

@@ -11,15 +11,7 @@ import pytest
 
 from obsconf.conformance import cli
 from obsconf.conformance.deviations import Deviation
-from obsconf.conformance.results import (
-    FAILED,
-    PASSED,
-    SKIPPED,
-    XFAILED,
-    RunResults,
-    load_results,
-    write_results,
-)
+from obsconf.conformance.results import Outcome, RunResults, load_results, write_results
 from obsconf.reports.matrix import NOT_RUN, Column, labels_for, main, matrix_rows, render_matrix
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -36,9 +28,9 @@ def _foreign(tmp_path: Path) -> Path:
     guarantees = []
     for g in base.guarantees:
         if g.id == "TRC-SINGLE-ROOT":
-            g = replace(g, outcome=XFAILED, deviation=bug)
+            g = replace(g, outcome=Outcome.XFAILED, deviation=bug)
         elif g.id == "TRC-ERROR-STATUS":
-            g = replace(g, outcome=SKIPPED, deviation=na, message="not applicable")
+            g = replace(g, outcome=Outcome.SKIPPED, deviation=na, message="not applicable")
         guarantees.append(g)
     results = RunResults(
         guarantees=tuple(guarantees),
@@ -58,11 +50,11 @@ def test_rows_are_guarantees_and_cells_the_outcome_of_each_run(tmp_path: Path) -
     rows = {r.id: r for r in matrix_rows(columns)}
     assert len(rows) == len(load_results(PASS).guarantees)
     root = rows["TRC-SINGLE-ROOT"]
-    assert [c.outcome for c in root.cells] == [PASSED, FAILED, XFAILED]
+    assert [c.outcome for c in root.cells] == [Outcome.PASSED, Outcome.FAILED, Outcome.XFAILED]
     assert root.cells[2].deviation == Deviation("bug", "ISSUE-7: publish drops the context")
     assert root.differs
     assert not rows["MET-TARGET-UP"].differs
-    assert [c.outcome for c in rows["TRC-ERROR-STATUS"].cells][2] == SKIPPED
+    assert [c.outcome for c in rows["TRC-ERROR-STATUS"].cells][2] == Outcome.SKIPPED
     families = [r.family for r in matrix_rows(columns)]
     assert families == sorted(families, key=["MET", "LOG", "TRC", "PROP", "LOAD"].index)
 

@@ -6,6 +6,7 @@ services breaks which guarantee is their own table (their negative controls), no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,29 @@ from typing import Any
 import yaml
 
 CATALOG_FILE = Path(__file__).with_name("catalog.yaml")
-FAMILIES = ("MET", "LOG", "TRC", "PROP", "LOAD", "RES")
+# Every family by id, in catalog order, with the name the reports give it.
+FAMILIES = {
+    "MET": "Metrics",
+    "LOG": "Logs",
+    "TRC": "Traces",
+    "PROP": "Context propagation",
+    "LOAD": "Concurrency",
+    "RES": "Resilience",
+}
 KEYS = {"id", "level", "statement", "fed_by"}
+
+
+class Level(StrEnum):
+    """How binding a guarantee is: a failed MUST fails the run, a failed SHOULD is reported."""
+
+    MUST = "MUST"
+    SHOULD = "SHOULD"
 
 
 @dataclass(frozen=True)
 class Guarantee:
     id: str
-    level: str  # MUST or SHOULD
+    level: Level
     statement: str
     fed_by: tuple[str, ...] = ()  # scenario names (`scenarios()`)
 
@@ -51,9 +67,11 @@ def catalog() -> dict[str, Guarantee]:
         extra = sorted(set(entry) - KEYS)
         if extra:
             raise ValueError(f"catalog.yaml: {entry.get('id')}: unknown key(s) {extra}")
+        if entry.get("level") not in tuple(Level):
+            raise ValueError(f"catalog.yaml: bad id or level in {entry}")
         guarantee = Guarantee(
             id=entry["id"],
-            level=entry["level"],
+            level=Level(entry["level"]),
             statement=entry["statement"],
             fed_by=tuple(entry.get("fed_by") or ()),
         )
@@ -63,7 +81,7 @@ def catalog() -> dict[str, Guarantee]:
                 f"catalog.yaml: {guarantee.id}: fed_by must name scenarios of `scenarios` "
                 f"({', '.join(known_scenarios)}); got {list(guarantee.fed_by)}"
             )
-        if guarantee.family not in FAMILIES or guarantee.level not in ("MUST", "SHOULD"):
+        if guarantee.family not in FAMILIES:
             raise ValueError(f"catalog.yaml: bad id or level in {entry}")
         if guarantee.id in result:
             raise ValueError(f"catalog.yaml: duplicate id {guarantee.id}")

@@ -7,34 +7,14 @@ evidence on the test (for the JSON results and the HTML report).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import asdict
 from typing import Any
 
+from obsconf.conformance.evidence import CompareEvidence, Recorder, TraceEvidence
 from obsconf.conformance.scenarios import Flow
 from obsconf.conformance.traces.findings import Finding, FindingCode, gap_summary
 from obsconf.conformance.traces.model import Span
 from obsconf.conformance.traces.render import render_tree
 from obsconf.conformance.traces.rules import analyse_flow
-
-Evidence = Callable[..., None]
-
-
-def span_records(spans: Iterable[Span]) -> list[dict[str, Any]]:
-    """Spans as plain dicts (for JSON results and the waterfall)."""
-    keep = (
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "name",
-        "kind",
-        "service",
-        "start_ns",
-        "end_ns",
-        "status",
-        "status_message",
-    )
-    return [{k: asdict(s)[k] for k in keep} for s in spans]
 
 
 def flow_findings(flow: Flow) -> list[Finding]:
@@ -52,7 +32,7 @@ def flow_spans(flow: Flow) -> list[Span]:
 def check_findings(
     flow: Flow,
     codes: set[str],
-    evidence: Evidence,
+    evidence: Recorder,
     what: str,
     findings: list[Finding] | None = None,
 ) -> None:
@@ -69,13 +49,14 @@ def check_findings(
     findings = flow_findings(flow) if findings is None else findings
     relevant = [f for f in findings if f.code in codes]
     evidence(
-        kind="trace",
-        trace_id=flow.trace_id,
-        check=what,
-        request=flow.call.describe(),
-        findings=[asdict(f) for f in relevant],
-        gap=gap_summary(relevant) if relevant else "",
-        spans=span_records(flow_spans(flow)),
+        TraceEvidence(
+            check=what,
+            trace_id=flow.trace_id,
+            request=flow.call.describe(),
+            findings=tuple(relevant),
+            gap=gap_summary(relevant) if relevant else "",
+            spans=tuple(flow_spans(flow)),
+        )
     )
     if relevant:
         raise AssertionError(
@@ -86,9 +67,9 @@ def check_findings(
         )
 
 
-def check_equal(what: str, query: str, expected: Any, seen: Any, evidence: Evidence) -> None:
+def check_equal(what: str, query: str, expected: Any, seen: Any, evidence: Recorder) -> None:
     """Fail unless expected == seen; the message names the query and both sides."""
-    evidence(kind="compare", check=what, query=query, expected=expected, seen=seen)
+    evidence(CompareEvidence(check=what, query=query, expected=expected, seen=seen))
     if expected != seen:
         raise AssertionError(
             f"{what}\n  query:    {query}\n  expected: {expected}\n  seen:     {seen}"

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from obsconf.conformance.catalog import Guarantee, catalog
+from obsconf.conformance.catalog import Guarantee, Level, catalog
 
 COVERAGE_FILE = Path(__file__).with_name("coverage.yaml")
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "coverage.md"
@@ -141,9 +141,9 @@ def level_remark(clause: Clause, guarantees: dict[str, Guarantee]) -> str:
     levels = {guarantees[g].level for g in clause.graded_by if g in guarantees}
     if not levels:
         return ""
-    if clause.strength == "MUST" and "MUST" not in levels:
+    if clause.strength == "MUST" and Level.MUST not in levels:
         return "weaker: graded at SHOULD only"
-    if clause.strength in ("SHOULD", "MAY") and "MUST" in levels:
+    if clause.strength in ("SHOULD", "MAY") and Level.MUST in levels:
         return "stricter: graded at MUST"
     return ""
 

@@ -20,7 +20,9 @@ Schema versions: 1 is the unversioned document written before deviations and the
 were recorded (read as is: no deviations, verdict recomputed); 2 adds `schema_version`,
 `verdict`, `stopped`, `deviations` and a `deviation` per guarantee; 3 adds, per guarantee,
 `fed_by` (the scenarios its verdict rests on) and `examined` (what the whole-run sweep counted:
-lines, spans, traces, requests).
+lines, spans, traces, requests). In every version a guarantee's `evidence` is a list of JSON
+objects each naming its `kind`; they are read into the classes of `obsconf.conformance.evidence`
+(an unknown kind is refused).
 """
 
 from __future__ import annotations
@@ -28,20 +30,66 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from obsconf.conformance.catalog import Guarantee
+from obsconf.conformance.catalog import FAMILIES, Guarantee, Level
 from obsconf.conformance.deviations import NOT_APPLICABLE, Deviation
+from obsconf.conformance.evidence import Evidence, EvidenceError, SweepEvidence, evidence_from_dict
 
 SCHEMA_VERSION = 3
-PASSED, FAILED, SKIPPED, XFAILED, XPASSED = "passed", "failed", "skipped", "xfailed", "xpassed"
-OUTCOMES = (PASSED, FAILED, SKIPPED, XFAILED, XPASSED)
-# Outcomes that count as a failure of the guarantee (for the verdict when MUST, and compare).
-FAILING = (FAILED, XPASSED)
 
-PASS, FAIL, INCOMPLETE = "PASS", "FAIL", "INCOMPLETE"
-EXIT_CODES = {PASS: 0, FAIL: 1, INCOMPLETE: 6}
+
+class Outcome(StrEnum):
+    """What became of a guarantee (or of one test of it) in a run: the word results.json holds.
+
+    XFAILED and XPASSED only a declared bug can have: it failed as declared, or it passed."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+
+    @property
+    def badge(self) -> str:
+        """PASS, FAIL, SKIP, XFAIL or XPASS: how the terminal and the reports show it."""
+        return _BADGES[self]
+
+    @property
+    def failing(self) -> bool:
+        """Counts as a failure of the guarantee (for the verdict when MUST, and compare)."""
+        return self in (Outcome.FAILED, Outcome.XPASSED)
+
+    @property
+    def of_a_declared_bug(self) -> bool:
+        """XFAILED or XPASSED: tallies show these only when a run has them."""
+        return self in (Outcome.XFAILED, Outcome.XPASSED)
+
+
+_BADGES = {
+    Outcome.PASSED: "PASS",
+    Outcome.FAILED: "FAIL",
+    Outcome.SKIPPED: "SKIP",
+    Outcome.XFAILED: "XFAIL",
+    Outcome.XPASSED: "XPASS",
+}
+
+
+class Status(StrEnum):
+    """The verdict of a run (see the module docstring)."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCOMPLETE = "INCOMPLETE"
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {Status.PASS: 0, Status.FAIL: 1, Status.INCOMPLETE: 6}
 
 
 class ResultsError(ValueError):
@@ -50,12 +98,12 @@ class ResultsError(ValueError):
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # PASS | FAIL | INCOMPLETE
+    status: Status
     reason: str
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
+        return self.status.exit_code
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "exit_code": self.exit_code, "reason": self.reason}
@@ -66,21 +114,25 @@ class GuaranteeResult:
     """One guarantee's outcome in a run, folded over the tests that verify it."""
 
     id: str
-    level: str  # MUST | SHOULD
+    level: Level
     family: str
     statement: str
-    outcome: str  # one of OUTCOMES
+    outcome: Outcome
     message: str = ""
     tests: tuple[str, ...] = ()
-    evidence: tuple[Mapping[str, Any], ...] = ()
+    evidence: tuple[Evidence, ...] = ()
     deviation: Deviation | None = None
     fed_by: tuple[str, ...] = ()
     examined: Mapping[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:  # the words are welcome where the enums are meant
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
+        object.__setattr__(self, "level", Level(self.level))
+
     @property
     def failing(self) -> bool:
         """Failed, or declared a bug and passed."""
-        return self.outcome in FAILING
+        return self.outcome.failing
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -91,7 +143,7 @@ class GuaranteeResult:
             "outcome": self.outcome,
             "message": self.message,
             "tests": list(self.tests),
-            "evidence": [dict(e) for e in self.evidence],
+            "evidence": [e.to_dict() for e in self.evidence],
             "deviation": self.deviation.as_dict() if self.deviation else None,
             "fed_by": list(self.fed_by),
             "examined": dict(self.examined),
@@ -100,19 +152,25 @@ class GuaranteeResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GuaranteeResult:
         gid = str(data["id"])
-        outcome = str(data.get("outcome"))
-        if outcome not in OUTCOMES:
+        outcome, level = data.get("outcome"), data.get("level")
+        if outcome not in tuple(Outcome):
             raise ResultsError(f"guarantee {gid}: unknown outcome {outcome!r}")
+        if level not in tuple(Level):
+            raise ResultsError(f"guarantee {gid}: unknown level {level!r}")
         deviation = data.get("deviation")
+        try:
+            evidence = tuple(evidence_from_dict(e) for e in data.get("evidence") or ())
+        except EvidenceError as error:
+            raise ResultsError(f"guarantee {gid}: {error}") from error
         return cls(
             id=gid,
-            level=str(data.get("level", "")),
+            level=Level(level),
             family=str(data.get("family") or gid.split("-", 1)[0]),
             statement=str(data.get("statement", "")),
-            outcome=outcome,
+            outcome=Outcome(outcome),
             message=str(data.get("message") or ""),
             tests=tuple(str(t) for t in data.get("tests") or ()),
-            evidence=tuple(data.get("evidence") or ()),
+            evidence=evidence,
             deviation=Deviation.from_dict(deviation) if deviation else None,
             fed_by=tuple(str(name) for name in data.get("fed_by") or ()),
             examined={str(k): int(v) for k, v in (data.get("examined") or {}).items()},
@@ -121,13 +179,14 @@ class GuaranteeResult:
 
 def verdict(guarantees: Sequence[GuaranteeResult], stopped: str | None = None) -> Verdict:
     """The verdict of a run (see the module docstring for the rules and exit codes)."""
-    must = [g for g in guarantees if g.level == "MUST"]
-    failed = [g for g in must if g.outcome == FAILED]
-    xpassed = [g for g in guarantees if g.outcome == XPASSED]
-    excused = [g for g in must if g.outcome == SKIPPED and _not_applicable(g)]
-    unverified = [g for g in must if g.outcome == SKIPPED and not _not_applicable(g)]
-    xfailed = [g for g in guarantees if g.outcome == XFAILED]
-    should_failed = [g for g in guarantees if g.level != "MUST" and g.outcome == FAILED]
+    must = [g for g in guarantees if g.level == Level.MUST]
+    failed = [g for g in must if g.outcome == Outcome.FAILED]
+    xpassed = [g for g in guarantees if g.outcome == Outcome.XPASSED]
+    skipped = [g for g in must if g.outcome == Outcome.SKIPPED]
+    excused = [g for g in skipped if _not_applicable(g)]
+    unverified = [g for g in skipped if not _not_applicable(g)]
+    xfailed = [g for g in guarantees if g.outcome == Outcome.XFAILED]
+    should_failed = [g for g in guarantees if g.level != Level.MUST and g.outcome == Outcome.FAILED]
     notes = []
     if xfailed:
         notes.append(f"{len(xfailed)} declared bug(s) failed as expected ({_ids(xfailed)})")
@@ -146,24 +205,24 @@ def verdict(guarantees: Sequence[GuaranteeResult], stopped: str | None = None) -
             parts.append(
                 f"{len(xpassed)} declared bug(s) passed: remove the declaration ({_ids(xpassed)})"
             )
-        return Verdict(FAIL, "; ".join(parts) + tail)
+        return Verdict(Status.FAIL, "; ".join(parts) + tail)
     if stopped:
-        return Verdict(INCOMPLETE, f"no MUST failed{tail}")
+        return Verdict(Status.INCOMPLETE, f"no MUST failed{tail}")
     if not guarantees:
-        return Verdict(INCOMPLETE, "no guarantee ran")
+        return Verdict(Status.INCOMPLETE, "no guarantee ran")
     if unverified:
         why = ", ".join(
             f"{g.id} ({g.deviation.describe()})" if g.deviation else g.id for g in unverified
         )
         return Verdict(
-            INCOMPLETE,
+            Status.INCOMPLETE,
             f"no MUST failed, but {len(unverified)} of {len(must)} MUST were not verified: "
             f"{why}{tail}",
         )
-    passed = sum(g.outcome == PASSED for g in must)
+    passed = sum(g.outcome == Outcome.PASSED for g in must)
     if not must:
-        return Verdict(PASS, f"no MUST guarantee was selected; nothing failed{tail}")
-    return Verdict(PASS, f"all {passed} MUST guarantees passed{tail}")
+        return Verdict(Status.PASS, f"no MUST guarantee was selected; nothing failed{tail}")
+    return Verdict(Status.PASS, f"all {passed} MUST guarantees passed{tail}")
 
 
 def _not_applicable(g: GuaranteeResult) -> bool:
@@ -195,8 +254,22 @@ class RunResults:
     def guarantee(self, gid: str) -> GuaranteeResult | None:
         return next((g for g in self.guarantees if g.id == gid), None)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: Outcome) -> int:
         return sum(g.outcome == outcome for g in self.guarantees)
+
+    @property
+    def tally(self) -> str:
+        """`40 passed, 2 failed, 0 skipped` (and xfailed, xpassed when there are any)."""
+        return ", ".join(
+            f"{self.count(o)} {o}" for o in Outcome if not o.of_a_declared_bug or self.count(o)
+        )
+
+    @property
+    def families(self) -> list[str]:
+        """The families of the guarantees that ran: the catalog's in its order, then others."""
+        present = {g.family for g in self.guarantees}
+        known = [f for f in FAMILIES if f in present]
+        return known + sorted(present - set(known))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -270,15 +343,15 @@ class Record:
     nodeid: str
     guarantees: tuple[str, ...]
     when: str
-    outcome: str  # one of OUTCOMES
+    outcome: Outcome
     message: str = ""
-    evidence: tuple[Mapping[str, Any], ...] = ()
+    evidence: tuple[Evidence, ...] = ()
     duration_s: float = 0.0
 
 
 # How a guarantee's tests fold: the first outcome present wins. A declared bug with one test
 # still failing is still there (XFAIL), even if another of its tests passed.
-_PRECEDENCE = (FAILED, XFAILED, XPASSED, PASSED, SKIPPED)
+_PRECEDENCE = (Outcome.FAILED, Outcome.XFAILED, Outcome.XPASSED, Outcome.PASSED, Outcome.SKIPPED)
 
 
 def fold(
@@ -298,7 +371,7 @@ def fold(
         if not runs:
             continue
         outcome = next(o for o in _PRECEDENCE if any(r.outcome == o for r in runs))
-        chosen = [r for r in runs if r.outcome == outcome] if outcome != PASSED else runs
+        chosen = [r for r in runs if r.outcome == outcome] if outcome != Outcome.PASSED else runs
         folded.append(
             GuaranteeResult(
                 id=gid,
@@ -318,11 +391,13 @@ def fold(
 
 
 def _examined(runs: Iterable[Record]) -> dict[str, int]:
-    """What the sweep test of a guarantee counted (`evidence(examined={...})`), per kind."""
+    """What the sweep tests of a guarantee counted (`SweepEvidence.examined`), per kind."""
     total: dict[str, int] = {}
     for record in runs:
         for piece in record.evidence:
-            for key, count in (piece.get("examined") or {}).items():
+            if not isinstance(piece, SweepEvidence):
+                continue
+            for key, count in piece.examined.items():
                 if key != "window_s":
-                    total[key] = max(total.get(key, 0), int(count))
+                    total[key] = max(total.get(key, 0), count)
     return total

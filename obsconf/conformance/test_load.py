@@ -11,7 +11,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from obsconf.conformance.checks import Evidence, check_equal
+from obsconf.conformance.checks import check_equal
+from obsconf.conformance.evidence import (
+    CompareEvidence,
+    FreshnessEvidence,
+    LogEvidence,
+    ReconciliationEvidence,
+    ReconciliationRow,
+    Recorder,
+    SignalFreshness,
+)
 from obsconf.conformance.load.account import Accounting, account
 from obsconf.conformance.load.send import send, tap
 from obsconf.conformance.metrics import (
@@ -80,20 +89,21 @@ def load(obsconf_system: System, pytestconfig: pytest.Config) -> Load:
     return Load(accounting, expected_requests(sent.calls), counted)
 
 
-def _reconciliation(load: Load, evidence: Evidence) -> None:
+def _reconciliation(load: Load, evidence: Recorder) -> None:
     a = load.accounting
     evidence(
-        kind="reconciliation",
-        check=f"{len(a.flows)} concurrent flows accounted for, stage by stage",
-        rows=a.reconciliation(),
-        table=a.table(),
-        expected=f"{len(a.flows)} whole flows",
-        seen=f"{a.whole()} whole",
+        ReconciliationEvidence(
+            check=f"{len(a.flows)} concurrent flows accounted for, stage by stage",
+            rows=tuple(ReconciliationRow.from_dict(row) for row in a.reconciliation()),
+            table=a.table(),
+            expected=f"{len(a.flows)} whole flows",
+            seen=f"{a.whole()} whole",
+        )
     )
 
 
 @pytest.mark.guarantee("LOAD-DISTINCT-TRACES")
-def test_load_distinct_traces(load: Load, obsconf_evidence: Evidence) -> None:
+def test_load_distinct_traces(load: Load, obsconf_evidence: Recorder) -> None:
     a = load.accounting
     _reconciliation(load, obsconf_evidence)
     calls = a.sent.flows
@@ -109,7 +119,7 @@ def test_load_distinct_traces(load: Load, obsconf_evidence: Evidence) -> None:
 
 
 @pytest.mark.guarantee("LOAD-EXACT-COUNTS")
-def test_load_exact_counts(obsconf_system: System, load: Load, obsconf_evidence: Evidence) -> None:
+def test_load_exact_counts(obsconf_system: System, load: Load, obsconf_evidence: Recorder) -> None:
     check_equal(
         f"{obsconf_system.names['user']}: requests counted under concurrency",
         "http_requests_total delta",
@@ -120,21 +130,22 @@ def test_load_exact_counts(obsconf_system: System, load: Load, obsconf_evidence:
 
 
 @pytest.mark.guarantee("LOAD-NO-LOG-LOSS")
-def test_load_no_log_loss(obsconf_system: System, load: Load, obsconf_evidence: Evidence) -> None:
+def test_load_no_log_loss(obsconf_system: System, load: Load, obsconf_evidence: Recorder) -> None:
     a = load.accounting
     unlogged = a.lost()["log path"]
     obsconf_evidence(
-        kind="logs",
-        check="every consumer's lines for every flow in the log store",
-        expected=f"{len(a.flows)} flows",
-        seen=f"{len(a.flows) - len(unlogged)} flows",
+        LogEvidence(
+            check="every consumer's lines for every flow in the log store",
+            expected=f"{len(a.flows)} flows",
+            seen=f"{len(a.flows) - len(unlogged)} flows",
+        )
     )
     assert not unlogged, f"{len(unlogged)} flows lack log lines in the store\n{a.table()}"
     check_no_log_loss(obsconf_system, obsconf_evidence, after=a.sent.ended)
 
 
 @pytest.mark.guarantee("LOAD-NO-MERGED-TRACES")
-def test_load_no_merged_traces(load: Load, obsconf_evidence: Evidence) -> None:
+def test_load_no_merged_traces(load: Load, obsconf_evidence: Recorder) -> None:
     a = load.accounting
     problems = [
         f"{f.call.describe()}: {detail}"
@@ -143,26 +154,28 @@ def test_load_no_merged_traces(load: Load, obsconf_evidence: Evidence) -> None:
         if stage == "merged" or (stage == "consume" and "consume spans" in detail)
     ]
     obsconf_evidence(
-        kind="compare",
-        check="one consume span per hop in each concurrent flow, no trace in two flows",
-        expected=1,
-        seen=problems[:20] or "all 1",
+        CompareEvidence(
+            check="one consume span per hop in each concurrent flow, no trace in two flows",
+            expected=1,
+            seen=problems[:20] or "all 1",
+        )
     )
     assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:20])
 
 
 @pytest.mark.guarantee("LOAD-FRESHNESS")
-def test_load_freshness(obsconf_system: System, load: Load, obsconf_evidence: Evidence) -> None:
+def test_load_freshness(obsconf_system: System, load: Load, obsconf_evidence: Recorder) -> None:
     """p99 of request end -> signal queryable, per signal, within the target's thresholds."""
     fresh = load.accounting.freshness
     limits = obsconf_system.target.freshness_s
     summary = fresh.summary()
     obsconf_evidence(
-        kind="freshness",
-        check="seconds from the end of a request to its signal being queryable (p50 / p99)",
-        freshness=summary,
-        expected={s: f"p99 <= {limit:g}s" for s, limit in limits.items()},
-        seen=fresh.describe(),
+        FreshnessEvidence(
+            check="seconds from the end of a request to its signal being queryable (p50 / p99)",
+            freshness={s: SignalFreshness.from_dict(row) for s, row in summary.items()},
+            expected={s: f"p99 <= {limit:g}s" for s, limit in limits.items()},
+            seen=fresh.describe(),
+        )
     )
     late = [
         f"{signal}: p99 {summary[signal]['p99']:.2f}s > {limit:g}s"

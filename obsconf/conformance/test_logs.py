@@ -6,9 +6,15 @@ from collections.abc import Callable
 
 import pytest
 
-from obsconf.conformance.checks import Evidence, check_equal
+from obsconf.conformance.checks import check_equal
 from obsconf.conformance.clients.logs import LogLine
 from obsconf.conformance.clients.traces import TraceNotFound
+from obsconf.conformance.evidence import (
+    CompareEvidence,
+    LogEvidence,
+    LogQueryEvidence,
+    Recorder,
+)
 from obsconf.conformance.logs import REQUIRED_KEYS, describe_lines, lines_between, request_lines
 from obsconf.conformance.metrics import await_scrape_after
 from obsconf.conformance.scenarios import Flow
@@ -47,20 +53,21 @@ def in_request(obsconf_system: System, obsconf_flow: Flow) -> list[LogLine]:
 
 
 @pytest.mark.guarantee("LOG-JSON-LINES")
-def test_log_json_lines(flow_lines: dict[str, list[LogLine]], obsconf_evidence: Evidence) -> None:
+def test_log_json_lines(flow_lines: dict[str, list[LogLine]], obsconf_evidence: Recorder) -> None:
     bad = [ln for lines in flow_lines.values() for ln in lines if ln.fields is None]
     obsconf_evidence(
-        kind="logs",
-        check="lines that are not one JSON object",
-        seen=[ln.raw for ln in bad[:20]],
-        expected="none",
+        LogEvidence(
+            check="lines that are not one JSON object",
+            seen=[ln.raw for ln in bad[:20]],
+            expected="none",
+        )
     )
     assert not bad, f"{len(bad)} log line(s) are not JSON objects:\n{describe_lines(bad)}"
 
 
 @pytest.mark.guarantee("LOG-REQUIRED-KEYS")
 def test_log_required_keys(
-    flow_lines: dict[str, list[LogLine]], obsconf_evidence: Evidence
+    flow_lines: dict[str, list[LogLine]], obsconf_evidence: Recorder
 ) -> None:
     bad = [
         ln
@@ -69,17 +76,18 @@ def test_log_required_keys(
         if ln.fields is None or any(key not in ln.fields for key in REQUIRED_KEYS)
     ]
     obsconf_evidence(
-        kind="logs",
-        check=f"lines missing one of {REQUIRED_KEYS}",
-        seen=[ln.raw for ln in bad[:20]],
-        expected="none",
+        LogEvidence(
+            check=f"lines missing one of {REQUIRED_KEYS}",
+            seen=[ln.raw for ln in bad[:20]],
+            expected="none",
+        )
     )
     assert not bad, f"{len(bad)} line(s) lack one of {REQUIRED_KEYS}:\n{describe_lines(bad)}"
 
 
 @pytest.mark.guarantee("LOG-SERVICE-FIELD")
 def test_log_service_field(
-    flow_lines: dict[str, list[LogLine]], obsconf_evidence: Evidence
+    flow_lines: dict[str, list[LogLine]], obsconf_evidence: Recorder
 ) -> None:
     bad = [
         (name, ln)
@@ -88,10 +96,11 @@ def test_log_service_field(
         if ln.get("service") != name
     ]
     obsconf_evidence(
-        kind="logs",
-        check="lines whose service field is not the writer",
-        seen=[f"{name}: {ln.raw}" for name, ln in bad[:20]],
-        expected="none",
+        LogEvidence(
+            check="lines whose service field is not the writer",
+            seen=[f"{name}: {ln.raw}" for name, ln in bad[:20]],
+            expected="none",
+        )
     )
     assert not bad, f"{len(bad)} line(s) name another service (or none):\n" + describe_lines(
         [ln for _, ln in bad]
@@ -100,14 +109,15 @@ def test_log_service_field(
 
 @pytest.mark.guarantee("LOG-TRACE-ID-IN-REQUEST")
 def test_log_trace_id_in_request(
-    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Evidence
+    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Recorder
 ) -> None:
     bad = [ln for ln in in_request if ln.get("trace_id") != obsconf_flow.trace_id]
     obsconf_evidence(
-        kind="logs",
-        check="request lines without the request's trace_id",
-        expected=obsconf_flow.trace_id,
-        seen=[ln.raw for ln in bad[:20]],
+        LogEvidence(
+            check="request lines without the request's trace_id",
+            expected=obsconf_flow.trace_id,
+            seen=[ln.raw for ln in bad[:20]],
+        )
     )
     assert not bad, (
         f"{len(bad)} of {len(in_request)} line(s) written during "
@@ -118,15 +128,16 @@ def test_log_trace_id_in_request(
 
 @pytest.mark.guarantee("LOG-SPAN-ID-IN-REQUEST")
 def test_log_span_id_in_request(
-    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Evidence
+    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Recorder
 ) -> None:
     span_ids = {s.span_id for s in obsconf_flow.spans}
     bad = [ln for ln in in_request if ln.get("span_id") not in span_ids]
     obsconf_evidence(
-        kind="logs",
-        check="request lines whose span_id is not a span of the trace",
-        expected=sorted(span_ids),
-        seen=[ln.raw for ln in bad[:20]],
+        LogEvidence(
+            check="request lines whose span_id is not a span of the trace",
+            expected=sorted(span_ids),
+            seen=[ln.raw for ln in bad[:20]],
+        )
     )
     assert not bad, (
         f"{len(bad)} line(s) written during {obsconf_flow.call.describe()} carry a span_id "
@@ -138,14 +149,14 @@ def _await_lines_with_trace(
     system: System,
     service: str,
     trace_id: str,
-    evidence: Evidence,
+    evidence: Recorder,
     check: str,
     explain: Callable[[], str],
 ) -> None:
     """Poll the log store for `service` lines carrying `trace_id`; on timeout fail with
     `explain()` and the log query that was run."""
     query = system.logs.query_text(service, trace_id=trace_id)
-    evidence(kind="logquery", language=system.logs.language, check=check, query=query)
+    evidence(LogQueryEvidence(check=check, language=system.logs.language, query=query))
     try:
         poll(
             lambda: system.logs.lines(service, trace_id=trace_id),
@@ -159,7 +170,7 @@ def _await_lines_with_trace(
 
 @pytest.mark.guarantee("LOG-FINDABLE-BY-TRACE")
 def test_log_findable_by_trace(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     service = obsconf_system.names["user"]
     _await_lines_with_trace(
@@ -177,7 +188,7 @@ def test_log_findable_by_trace(
 
 @pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
 def test_log_trace_id_resolves(
-    obsconf_system: System, flow_lines: dict[str, list[LogLine]], obsconf_evidence: Evidence
+    obsconf_system: System, flow_lines: dict[str, list[LogLine]], obsconf_evidence: Recorder
 ) -> None:
     trace_ids = {ln.get("trace_id") for lines in flow_lines.values() for ln in lines} - {None, ""}
     assert trace_ids, "no line of the flow carries a trace_id"
@@ -188,11 +199,12 @@ def test_log_trace_id_resolves(
         except TraceNotFound:
             missing.append(trace_id)
     obsconf_evidence(
-        kind="compare",
-        check="trace ids in the logs found in the trace store",
-        query=obsconf_system.traces.trace_url("<id>"),
-        expected=sorted(trace_ids),
-        seen=missing,
+        CompareEvidence(
+            check="trace ids in the logs found in the trace store",
+            query=obsconf_system.traces.trace_url("<id>"),
+            expected=sorted(trace_ids),
+            seen=missing,
+        )
     )
     assert not missing, (
         f"{len(missing)} of {len(trace_ids)} trace id(s) in the logs have no "
@@ -220,7 +232,7 @@ def _consume_span(flow: Flow, hop: Hop) -> Span:
 
 @pytest.mark.guarantee("LOG-CONSUMER-CORRELATED")
 def test_log_consumer_correlated(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     """Each consumer's lines are found by the trace id of its consume span: the flow's trace,
     or, where consumers link, the linked trace that span roots."""
@@ -250,7 +262,7 @@ def test_log_consumer_correlated(
 
 @pytest.mark.guarantee("LOG-CONSUMER-EVERY-LINE")
 def test_log_consumer_every_line(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     """Every line a consumer writes between the publish of the flow's message and the end of
     its consume span carries the consume span's trace_id and a span_id of that trace."""
@@ -267,12 +279,13 @@ def test_log_consumer_every_line(
             if ln.get("trace_id") != consume.trace_id or ln.get("span_id") not in span_ids
         ]
         obsconf_evidence(
-            kind="logs",
-            check=f"{hop.consumer_service} lines while processing {hop.subject}",
-            query=obsconf_system.logs.query_text(hop.consumer_service, since=since),
-            expected=f"trace_id {consume.trace_id} and a span_id of that trace on all "
-            f"{len(lines)} line(s)",
-            seen=[ln.raw for ln in bad[:20]] or "all correlated",
+            LogEvidence(
+                check=f"{hop.consumer_service} lines while processing {hop.subject}",
+                query=obsconf_system.logs.query_text(hop.consumer_service, since=since),
+                expected=f"trace_id {consume.trace_id} and a span_id of that trace on all "
+                f"{len(lines)} line(s)",
+                seen=[ln.raw for ln in bad[:20]] or "all correlated",
+            )
         )
         if not lines:
             problems.append(f"{hop.consumer_service} wrote no line while processing {hop.subject}")
@@ -287,14 +300,15 @@ def test_log_consumer_every_line(
 
 @pytest.mark.guarantee("LOG-REQUEST-ID")
 def test_log_request_id(
-    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Evidence
+    obsconf_flow: Flow, in_request: list[LogLine], obsconf_evidence: Recorder
 ) -> None:
     bad = [ln for ln in in_request if ln.get("request_id") != obsconf_flow.call.request_id]
     obsconf_evidence(
-        kind="logs",
-        check="request lines without the X-Request-ID sent",
-        expected=obsconf_flow.call.request_id,
-        seen=[ln.raw for ln in bad[:20]],
+        LogEvidence(
+            check="request lines without the X-Request-ID sent",
+            expected=obsconf_flow.call.request_id,
+            seen=[ln.raw for ln in bad[:20]],
+        )
     )
     assert not bad, (
         f"{len(bad)} line(s) written during {obsconf_flow.call.describe()} do not carry "
@@ -302,7 +316,7 @@ def test_log_request_id(
     )
 
 
-def check_no_log_loss(system: System, evidence: Evidence, after: float) -> None:
+def check_no_log_loss(system: System, evidence: Recorder, after: float) -> None:
     """Per service: lines counted by the service (log_records_total) == lines in the store
     since the process started. Polled: the shipper may still be catching up."""
     metric = system.target.metrics["log_records"]
@@ -340,6 +354,6 @@ def check_no_log_loss(system: System, evidence: Evidence, after: float) -> None:
 
 @pytest.mark.guarantee("LOG-NO-LOSS")
 def test_log_no_loss(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     check_no_log_loss(obsconf_system, obsconf_evidence, after=obsconf_flow.ended)

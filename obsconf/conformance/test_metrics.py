@@ -12,8 +12,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from obsconf.conformance.checks import Evidence, check_equal
+from obsconf.conformance.checks import check_equal
 from obsconf.conformance.driver import Driver
+from obsconf.conformance.evidence import CompareEvidence, ExpositionEvidence, Recorder
 from obsconf.conformance.metrics import (
     Key,
     await_scrape_after,
@@ -143,13 +144,19 @@ def round_(obsconf_system: System) -> Round:
 
 
 @pytest.mark.guarantee("MET-EXPOSITION-PARSES")
-def test_met_exposition_parses(obsconf_system: System, obsconf_evidence: Evidence) -> None:
+def test_met_exposition_parses(obsconf_system: System, obsconf_evidence: Recorder) -> None:
     for role, url in obsconf_system.urls.items():
         body = httpx.get(f"{url}/metrics", timeout=5).text
         try:
             names = {family.name for family in text_string_to_metric_families(body)}
         except ValueError as error:
-            obsconf_evidence(kind="exposition", check=f"{url}/metrics parses", seen=str(error))
+            obsconf_evidence(
+                ExpositionEvidence(
+                    check=f"{url}/metrics parses",
+                    expected="the Prometheus text exposition format",
+                    seen=str(error),
+                )
+            )
             raise AssertionError(
                 f"{obsconf_system.names[role]} /metrics is not valid Prometheus text format: "
                 f"{error}"
@@ -159,7 +166,7 @@ def test_met_exposition_parses(obsconf_system: System, obsconf_evidence: Evidenc
 
 
 @pytest.mark.guarantee("MET-TARGET-UP")
-def test_met_target_up(obsconf_system: System, obsconf_evidence: Evidence) -> None:
+def test_met_target_up(obsconf_system: System, obsconf_evidence: Recorder) -> None:
     for name in obsconf_system.names.values():
         query = f'max(up{{job="{name}"}})'
         try:
@@ -176,7 +183,7 @@ def test_met_target_up(obsconf_system: System, obsconf_evidence: Evidence) -> No
 
 @pytest.mark.guarantee("MET-REQUESTS-EXACT")
 def test_met_requests_exact(
-    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+    obsconf_system: System, round_: Round, obsconf_evidence: Recorder
 ) -> None:
     for role in obsconf_system.names:
         seen = delta(round_.before[role], round_.after[role])
@@ -191,7 +198,7 @@ def test_met_requests_exact(
 
 @pytest.mark.guarantee("MET-ERRORS-COUNTED")
 def test_met_errors_counted(
-    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+    obsconf_system: System, round_: Round, obsconf_evidence: Recorder
 ) -> None:
     for role in obsconf_system.names:
         errors = Counter({k: v for k, v in round_.expected[role].items() if k[2] >= "400"})
@@ -208,7 +215,7 @@ def test_met_errors_counted(
 
 @pytest.mark.guarantee("MET-ROUTE-TEMPLATE")
 def test_met_route_template(
-    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+    obsconf_system: System, round_: Round, obsconf_evidence: Recorder
 ) -> None:
     routes = {
         k[1]
@@ -217,11 +224,12 @@ def test_met_route_template(
     }
     expected = {k[1] for counts in round_.expected.values() for k in counts}
     obsconf_evidence(
-        kind="compare",
-        check="endpoint label values",
-        query="http_requests_total",
-        expected=sorted(expected),
-        seen=sorted(routes),
+        CompareEvidence(
+            check="endpoint label values",
+            query="http_requests_total",
+            expected=sorted(expected),
+            seen=sorted(routes),
+        )
     )
     raw = sorted(routes - expected)
     assert not raw, f"endpoint labels that are not route templates: {raw}"
@@ -230,23 +238,24 @@ def test_met_route_template(
 
 @pytest.mark.guarantee("MET-ROUTE-CARDINALITY")
 def test_met_route_cardinality(
-    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+    obsconf_system: System, round_: Round, obsconf_evidence: Recorder
 ) -> None:
     after_routes = {k[1] for k in round_.after["user"]}
     concrete = sorted(r for r in after_routes if any(str(i) in r for i in UNKNOWN_IDS))
     obsconf_evidence(
-        kind="compare",
-        check="endpoint values naming concrete ids",
-        query=_requests(obsconf_system, "user"),
-        expected=[],
-        seen=concrete,
+        CompareEvidence(
+            check="endpoint values naming concrete ids",
+            query=_requests(obsconf_system, "user"),
+            expected=[],
+            seen=concrete,
+        )
     )
     assert not concrete, f"requests to distinct ids created new endpoint values: {concrete}"
 
 
 @pytest.mark.guarantee("MET-HISTOGRAM-CUMULATIVE")
 def test_met_histogram_cumulative(
-    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+    obsconf_system: System, round_: Round, obsconf_evidence: Recorder
 ) -> None:
     metric = obsconf_system.target.metrics["duration"]
     for name in obsconf_system.names.values():
@@ -277,7 +286,7 @@ def test_met_histogram_cumulative(
 
 @pytest.mark.guarantee("MET-HISTOGRAM-COUNT-MATCHES")
 def test_met_histogram_count_matches(
-    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+    obsconf_system: System, round_: Round, obsconf_evidence: Recorder
 ) -> None:
     for role in obsconf_system.names:
         requests = delta(round_.before[role], round_.after[role])
@@ -293,7 +302,7 @@ def test_met_histogram_count_matches(
 
 @pytest.mark.guarantee("MET-DURATION-UNIT")
 def test_met_duration_unit(
-    obsconf_system: System, round_: Round, obsconf_evidence: Evidence
+    obsconf_system: System, round_: Round, obsconf_evidence: Recorder
 ) -> None:
     """The duration histogram observes seconds, judged against what the client measured.
 
@@ -313,11 +322,12 @@ def test_met_duration_unit(
         server = delta(round_.seconds_before[role], round_.seconds_after[role])
         client = round_.latencies[role]
         obsconf_evidence(
-            kind="compare",
-            check=f"{name}: duration _sum per route <= client latency * 1.1 + 0.25 s",
-            query=_duration_sums(obsconf_system, role),
-            expected=format_seconds(client),
-            seen=format_seconds(server),
+            CompareEvidence(
+                check=f"{name}: duration _sum per route <= client latency * 1.1 + 0.25 s",
+                query=_duration_sums(obsconf_system, role),
+                expected=format_seconds(client),
+                seen=format_seconds(server),
+            )
         )
         problems += [
             f"{name} {what}: server observed {s:.4f} s > ceiling {duration_ceiling(c):.4f} s "
@@ -346,7 +356,7 @@ def _invalid_users() -> list[dict[str, str]]:
 
 @pytest.mark.guarantee("MET-BUSINESS-COMMITTED")
 def test_met_business_committed(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Recorder
 ) -> None:
     """One user committed, one duplicate (409) and invalid payloads (422): the business counter
     rises by exactly the committed one."""
@@ -447,14 +457,14 @@ def business_round(obsconf_system: System) -> BusinessRound:
 
 
 @pytest.mark.guarantee("MET-BUSINESS-COUNTERS")
-def test_met_business_counters(business_round: BusinessRound, obsconf_evidence: Evidence) -> None:
+def test_met_business_counters(business_round: BusinessRound, obsconf_evidence: Recorder) -> None:
     for key in ("users_created", "welcome_orders_created"):
         query, _, expected, seen = business_round[key]
         check_equal(f"{key} rises by the entities created", query, expected, seen, obsconf_evidence)
 
 
 @pytest.mark.guarantee("MET-EVENT-COUNTERS")
-def test_met_event_counters(business_round: BusinessRound, obsconf_evidence: Evidence) -> None:
+def test_met_event_counters(business_round: BusinessRound, obsconf_evidence: Recorder) -> None:
     for key in ("events_published", "events_consumed"):
         query, _, expected, seen = business_round[key]
         check_equal(

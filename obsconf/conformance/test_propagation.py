@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from obsconf.conformance.checks import Evidence, check_equal
+from obsconf.conformance.checks import check_equal
 from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.evidence import CompareEvidence, NatsEvidence, Recorder, TraceEvidence
 from obsconf.conformance.nats_tap import TappedMessage
 from obsconf.conformance.scenarios import (
     TRACESTATE,
@@ -38,17 +39,15 @@ def continued(obsconf_system: System) -> Continued:
 
 @pytest.mark.guarantee("PROP-TRACEPARENT-CONTINUED")
 def test_prop_traceparent_continued(
-    obsconf_system: System, continued: Continued, obsconf_evidence: Evidence
+    obsconf_system: System, continued: Continued, obsconf_evidence: Recorder
 ) -> None:
     call, servers = continued
     obsconf_evidence(
-        kind="trace",
-        check="server span under the trace id sent",
-        trace_id=call.trace_id,
-        request=call.describe(),
-        findings=[],
-        gap="",
-        spans=[],
+        TraceEvidence(
+            check="server span under the trace id sent",
+            trace_id=call.trace_id or "",
+            request=call.describe(),
+        )
     )
     assert servers, (
         f"no server span under trace id {call.trace_id} sent in traceparent with "
@@ -58,7 +57,7 @@ def test_prop_traceparent_continued(
 
 
 @pytest.mark.guarantee("PROP-PARENT-IS-CALLER")
-def test_prop_parent_is_caller(continued: Continued, obsconf_evidence: Evidence) -> None:
+def test_prop_parent_is_caller(continued: Continued, obsconf_evidence: Recorder) -> None:
     call, servers = continued
     assert servers, f"no server span under the trace id sent with {call.describe()}"
     check_equal(
@@ -94,7 +93,7 @@ def _message_problems(
 
 @pytest.mark.guarantee("PROP-NATS-HEADERS")
 def test_prop_nats_headers(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     problems = _message_problems(
         obsconf_system,
@@ -102,17 +101,18 @@ def test_prop_nats_headers(
         lambda headers: traceparent_problem(headers, list(obsconf_flow.traces)),
     )
     obsconf_evidence(
-        kind="nats",
-        check="traceparent in NATS message headers",
-        expected=f"00-<a trace of the flow: {', '.join(obsconf_flow.traces)}>-<span>-01",
-        seen=[f"{m.subject}: {m.headers}" for m in obsconf_flow.messages],
+        NatsEvidence(
+            check="traceparent in NATS message headers",
+            expected=f"00-<a trace of the flow: {', '.join(obsconf_flow.traces)}>-<span>-01",
+            seen=[f"{m.subject}: {m.headers}" for m in obsconf_flow.messages],
+        )
     )
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.guarantee("PROP-REQUEST-ID-ON-NATS")
 def test_prop_request_id_on_nats(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     """The request's X-Request-ID rides on the messages of every hop, so the lines a consumer
     writes can be tied to the request that caused them even without a trace."""
@@ -131,17 +131,20 @@ def test_prop_request_id_on_nats(
 
     problems = _message_problems(obsconf_system, obsconf_flow, problem_of)
     obsconf_evidence(
-        kind="nats",
-        check="X-Request-ID in the headers of the flow's NATS messages",
-        expected=obsconf_flow.call.request_id,
-        seen=[f"{m.subject}: {m.headers.get(REQUEST_ID_HEADER)!r}" for m in obsconf_flow.messages],
+        NatsEvidence(
+            check="X-Request-ID in the headers of the flow's NATS messages",
+            expected=obsconf_flow.call.request_id,
+            seen=[
+                f"{m.subject}: {m.headers.get(REQUEST_ID_HEADER)!r}" for m in obsconf_flow.messages
+            ],
+        )
     )
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.guarantee("PROP-TRACESTATE-PASSED")
 def test_prop_tracestate_passed(
-    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_flow: Flow, obsconf_evidence: Recorder
 ) -> None:
     """The request's own message carries its tracestate; so does the message its consumer
     publishes when the consumer continues the trace (`parent`). Under `link` the consumer
@@ -167,17 +170,18 @@ def test_prop_tracestate_passed(
 
 @pytest.mark.guarantee("PROP-MALFORMED-NEW-TRACE")
 def test_prop_malformed_new_trace(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Recorder
 ) -> None:
     call = obsconf_driver.call(
         "user", "GET", "/api/users", traced=False, headers={"traceparent": MALFORMED}
     )
     obsconf_evidence(
-        kind="compare",
-        check="answer to a malformed traceparent",
-        query=call.describe(),
-        expected="2xx and a new trace",
-        seen=call.status,
+        CompareEvidence(
+            check="answer to a malformed traceparent",
+            query=call.describe(),
+            expected="2xx and a new trace",
+            seen=call.status,
+        )
     )
     assert 200 <= call.status < 300, (
         f"a malformed traceparent {MALFORMED!r} was answered with {call.status}: it must be "
@@ -206,7 +210,7 @@ def test_prop_malformed_new_trace(
 
 
 @pytest.mark.guarantee("PROP-REQUEST-ID-ECHOED")
-def test_prop_request_id_echoed(obsconf_driver: Driver, obsconf_evidence: Evidence) -> None:
+def test_prop_request_id_echoed(obsconf_driver: Driver, obsconf_evidence: Recorder) -> None:
     given = obsconf_driver.call("user", "GET", "/api/users", request_id="obsconf-echo-check")
     check_equal(
         "X-Request-ID sent is echoed",

@@ -9,8 +9,8 @@ from functools import partial
 
 import pytest
 
-from obsconf.conformance.checks import Evidence
 from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.evidence import CompareEvidence, Recorder
 from obsconf.conformance.hostile import Hostile, hostile_requests, judge
 from obsconf.conformance.logs import describe_lines, request_lines
 from obsconf.conformance.outage import (
@@ -55,7 +55,7 @@ def _leftover(driver: Driver, case: Hostile) -> str | None:
 
 @pytest.mark.guarantee("RES-HOSTILE-INPUT-4XX")
 def test_res_hostile_input_4xx(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Recorder
 ) -> None:
     tag = secrets.token_hex(6)
     cases = hostile_requests(tag, user_id=900_000_000 + secrets.randbelow(99_000_000))
@@ -86,11 +86,12 @@ def test_res_hostile_input_4xx(
         except PollTimeout as error:
             problems.append(str(error))
     obsconf_evidence(
-        kind="compare",
-        check="every hostile request answered without a 5xx, a 4xx naming the field for bodies",
-        query=f"{len(cases)} hostile requests (tag {tag})",
-        expected="4xx naming the field, nothing stored, every service healthy",
-        seen=seen,
+        CompareEvidence(
+            check="every hostile request answered without a 5xx, a 4xx naming the field for bodies",
+            query=f"{len(cases)} hostile requests (tag {tag})",
+            expected="4xx naming the field, nothing stored, every service healthy",
+            seen=seen,
+        )
     )
     if problems:
         pytest.fail(
@@ -110,7 +111,7 @@ FOLLOW_UPS = {
 
 @pytest.mark.guarantee("RES-LARGE-BODY-NO-MERGE")
 def test_res_large_body_no_merge(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Recorder
 ) -> None:
     oversized = {
         c.role: c
@@ -142,11 +143,12 @@ def test_res_large_body_no_merge(
                 f"answer's traceresponse names trace {call.trace_id})"
             )
     obsconf_evidence(
-        kind="compare",
-        check="the request after a 1 MiB body continues its own traceparent",
-        query="; ".join(f"{role}: {path}" for role, (path, _) in FOLLOW_UPS.items()),
-        expected="a SERVER span whose parent is the client span, in the trace sent",
-        seen=seen,
+        CompareEvidence(
+            check="the request after a 1 MiB body continues its own traceparent",
+            query="; ".join(f"{role}: {path}" for role, (path, _) in FOLLOW_UPS.items()),
+            expected="a SERVER span whose parent is the client span, in the trace sent",
+            seen=seen,
+        )
     )
     if problems:
         pytest.fail("\n".join(problems))
@@ -169,16 +171,17 @@ def outage(obsconf_system: System, pytestconfig: pytest.Config) -> Outage:
 
 
 @pytest.mark.guarantee("RES-OUTAGE-503")
-def test_res_outage_503(obsconf_system: System, outage: Outage, obsconf_evidence: Evidence) -> None:
+def test_res_outage_503(obsconf_system: System, outage: Outage, obsconf_evidence: Recorder) -> None:
     call = outage.user_call
     assert call is not None
     obsconf_evidence(
-        kind="compare",
-        check="POST /api/users while PostgreSQL is down",
-        query=call.describe(),
-        expected=f"503 within {DEPENDENCY_TIMEOUT_S:g} s, SERVER span ERROR, "
-        "an error line with the trace_id",
-        seen=f"{call.status} after {call.ended - call.started:.1f} s",
+        CompareEvidence(
+            check="POST /api/users while PostgreSQL is down",
+            query=call.describe(),
+            expected=f"503 within {DEPENDENCY_TIMEOUT_S:g} s, SERVER span ERROR, "
+            "an error line with the trace_id",
+            seen=f"{call.status} after {call.ended - call.started:.1f} s",
+        )
     )
     assert call.status == 503, f"{call.describe()} while {DEPENDENCY} was down: expected 503"
     service = obsconf_system.names["user"]
@@ -213,7 +216,7 @@ def order_expectation(system: System, call: Call) -> Expectation:
 
 @pytest.mark.guarantee("RES-OUTAGE-NO-LOST-EVENT")
 def test_res_outage_no_lost_event(
-    obsconf_system: System, obsconf_driver: Driver, outage: Outage, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_driver: Driver, outage: Outage, obsconf_evidence: Recorder
 ) -> None:
     accepted = outage.accepted
     assert accepted, (
@@ -256,12 +259,13 @@ def test_res_outage_no_lost_event(
         if (findings := [f for f in analyse_flow(s.traces, s.expectation) if f.code in BREAKS])
     }
     obsconf_evidence(
-        kind="compare",
-        check=f"orders accepted during a {outage.seconds:g} s {DEPENDENCY} outage, reserved",
-        query=f"GET /api/reservations?order_id=... for {len(accepted)} orders",
-        expected=f"{len(accepted)} reserved exactly once, each trace connected",
-        seen=f"{len(accepted) - len(lost)} reserved, {len(lost)} lost, {len(wrong)} wrong, "
-        f"{len(broken)} broken traces",
+        CompareEvidence(
+            check=f"orders accepted during a {outage.seconds:g} s {DEPENDENCY} outage, reserved",
+            query=f"GET /api/reservations?order_id=... for {len(accepted)} orders",
+            expected=f"{len(accepted)} reserved exactly once, each trace connected",
+            seen=f"{len(accepted) - len(lost)} reserved, {len(lost)} lost, {len(wrong)} wrong, "
+            f"{len(broken)} broken traces",
+        )
     )
     problems = [f"order {oid}: never reserved (its event was lost)" for oid in lost]
     problems += [
@@ -280,7 +284,7 @@ def test_res_nats_outage_no_lost_event(
     obsconf_system: System,
     obsconf_driver: Driver,
     pytestconfig: pytest.Config,
-    obsconf_evidence: Evidence,
+    obsconf_evidence: Recorder,
 ) -> None:
     try:
         calls = run_nats_outage(obsconf_system, obsconf_driver, _outage_seconds(pytestconfig))
@@ -310,11 +314,12 @@ def test_res_nats_outage_no_lost_event(
         counts = welcome_orders()
     wrong = {uid: n for uid, n in counts.items() if n != 1}
     obsconf_evidence(
-        kind="compare",
-        check="welcome orders of the users created while NATS was down",
-        query=f"GET /api/orders?user_id=... for {len(accepted)} users",
-        expected=f"{len(accepted)} users with exactly one welcome order each",
-        seen=f"{len(accepted) - len(wrong)} with one, {len(wrong)} without exactly one",
+        CompareEvidence(
+            check="welcome orders of the users created while NATS was down",
+            query=f"GET /api/orders?user_id=... for {len(accepted)} users",
+            expected=f"{len(accepted)} users with exactly one welcome order each",
+            seen=f"{len(accepted) - len(wrong)} with one, {len(wrong)} without exactly one",
+        )
     )
     if wrong:
         pytest.fail(

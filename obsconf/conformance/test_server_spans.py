@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import pytest
 
-from obsconf.conformance.checks import Evidence
 from obsconf.conformance.driver import Call, Driver
+from obsconf.conformance.evidence import CompareEvidence, Recorder
 from obsconf.conformance.scenarios import get_user, poll_trace_ready
 from obsconf.conformance.system import System
 from obsconf.conformance.traces.model import Span
@@ -46,17 +46,18 @@ def _client_errors(driver: Driver) -> list[Call]:
 
 @pytest.mark.guarantee("TRC-SERVER-4XX-UNSET")
 def test_trc_server_4xx_unset(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Recorder
 ) -> None:
     problems = []
     for call in _client_errors(obsconf_driver):
         servers = _server_spans(obsconf_system, call)
         obsconf_evidence(
-            kind="compare",
-            check=f"status of the server span of a {call.status}",
-            query=f"trace {call.trace_id}: {call.describe()}",
-            expected="UNSET",
-            seen=[f"{s.describe()}: {s.status} {s.status_message}".rstrip() for s in servers],
+            CompareEvidence(
+                check=f"status of the server span of a {call.status}",
+                query=f"trace {call.trace_id}: {call.describe()}",
+                expected="UNSET",
+                seen=[f"{s.describe()}: {s.status} {s.status_message}".rstrip() for s in servers],
+            )
         )
         if not servers:
             problems.append(
@@ -75,7 +76,7 @@ def test_trc_server_4xx_unset(
 
 @pytest.mark.guarantee("TRC-SERVER-ERROR-TYPE")
 def test_trc_server_error_type(
-    obsconf_system: System, obsconf_error_paths: list[Call], obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_error_paths: list[Call], obsconf_evidence: Recorder
 ) -> None:
     failed = [call for call in obsconf_error_paths if call.status >= 500]
     if not failed:
@@ -84,13 +85,15 @@ def test_trc_server_error_type(
     for call in failed:
         servers = _server_spans(obsconf_system, call)
         obsconf_evidence(
-            kind="compare",
-            check=f"error.type on the server span of a {call.status}",
-            query=f"trace {call.trace_id}: {call.describe()}",
-            expected="a non-empty error.type",
-            seen=[
-                f"{s.describe()}: error.type={s.attributes.get('error.type')!r}" for s in servers
-            ],
+            CompareEvidence(
+                check=f"error.type on the server span of a {call.status}",
+                query=f"trace {call.trace_id}: {call.describe()}",
+                expected="a non-empty error.type",
+                seen=[
+                    f"{s.describe()}: error.type={s.attributes.get('error.type')!r}"
+                    for s in servers
+                ],
+            )
         )
         if not servers:
             problems.append(

@@ -12,9 +12,9 @@ import re
 
 import pytest
 
-from obsconf.conformance.checks import Evidence
 from obsconf.conformance.clients.logs import LogLine
 from obsconf.conformance.driver import Call
+from obsconf.conformance.evidence import Recorder, SweepEvidence
 from obsconf.conformance.logs import REQUIRED_KEYS, describe_lines
 from obsconf.conformance.sweep import (
     RunOutput,
@@ -45,13 +45,14 @@ def _unsettled(output: RunOutput) -> str:
     return "" if output.settled else " (the trace store had not settled at the deadline)"
 
 
-def _sweep_lines(output: RunOutput, evidence: Evidence, check: str, bad: list[LogLine]) -> None:
+def _sweep_lines(output: RunOutput, evidence: Recorder, check: str, bad: list[LogLine]) -> None:
     evidence(
-        kind="sweep",
-        check=check,
-        examined=_examined(output, lines=output.line_count(), services=len(output.lines)),
-        expected="none",
-        seen=[ln.raw[:300] for ln in bad[:20]],
+        SweepEvidence(
+            check=check,
+            examined=_examined(output, lines=output.line_count(), services=len(output.lines)),
+            expected="none",
+            seen=[ln.raw[:300] for ln in bad[:20]],
+        )
     )
     assert not bad, (
         f"{len(bad)} of the run's {output.line_count()} log lines: {check}:\n{describe_lines(bad)}"
@@ -59,13 +60,13 @@ def _sweep_lines(output: RunOutput, evidence: Evidence, check: str, bad: list[Lo
 
 
 @pytest.mark.guarantee("LOG-JSON-LINES")
-def test_sweep_json_lines(run_output: RunOutput, obsconf_evidence: Evidence) -> None:
+def test_sweep_json_lines(run_output: RunOutput, obsconf_evidence: Recorder) -> None:
     bad = [ln for lines in run_output.lines.values() for ln in lines if ln.fields is None]
     _sweep_lines(run_output, obsconf_evidence, "not one JSON object", bad)
 
 
 @pytest.mark.guarantee("LOG-REQUIRED-KEYS")
-def test_sweep_required_keys(run_output: RunOutput, obsconf_evidence: Evidence) -> None:
+def test_sweep_required_keys(run_output: RunOutput, obsconf_evidence: Recorder) -> None:
     bad = [
         ln
         for lines in run_output.lines.values()
@@ -76,7 +77,7 @@ def test_sweep_required_keys(run_output: RunOutput, obsconf_evidence: Evidence) 
 
 
 @pytest.mark.guarantee("LOG-SERVICE-FIELD")
-def test_sweep_service_field(run_output: RunOutput, obsconf_evidence: Evidence) -> None:
+def test_sweep_service_field(run_output: RunOutput, obsconf_evidence: Recorder) -> None:
     bad = [
         ln
         for name, lines in run_output.lines.items()
@@ -100,7 +101,7 @@ def _request_line_problem(line: LogLine, key: str, span_ids: dict[str, set[str]]
     return ""
 
 
-def _request_lines_check(system: System, output: RunOutput, evidence: Evidence, key: str) -> None:
+def _request_lines_check(system: System, output: RunOutput, evidence: Recorder, key: str) -> None:
     span_ids: dict[str, set[str]] = {}
     for span in output.spans:
         span_ids.setdefault(span.trace_id, set()).add(span.span_id)
@@ -111,14 +112,15 @@ def _request_lines_check(system: System, output: RunOutput, evidence: Evidence, 
         if (problem := _request_line_problem(line, key, span_ids))
     ]
     evidence(
-        kind="sweep",
-        check=f"{key} on the lines written for every request of the run "
-        "(the called service's lines with the request's X-Request-ID, in its window)",
-        examined=_examined(
-            output, requests=len(system.journal), lines=len(pairs), spans=len(output.spans)
-        ),
-        expected="none",
-        seen=problems[:20],
+        SweepEvidence(
+            check=f"{key} on the lines written for every request of the run "
+            "(the called service's lines with the request's X-Request-ID, in its window)",
+            examined=_examined(
+                output, requests=len(system.journal), lines=len(pairs), spans=len(output.spans)
+            ),
+            expected="none",
+            seen=problems[:20],
+        )
     )
     assert not problems, (
         f"{len(problems)} of {len(pairs)} request lines of the run{_unsettled(output)}:\n  "
@@ -128,21 +130,21 @@ def _request_lines_check(system: System, output: RunOutput, evidence: Evidence, 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-IN-REQUEST")
 def test_sweep_trace_id_in_request(
-    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Evidence
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Recorder
 ) -> None:
     _request_lines_check(obsconf_system, run_output, obsconf_evidence, "trace_id")
 
 
 @pytest.mark.guarantee("LOG-SPAN-ID-IN-REQUEST")
 def test_sweep_span_id_in_request(
-    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Evidence
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Recorder
 ) -> None:
     _request_lines_check(obsconf_system, run_output, obsconf_evidence, "span_id")
 
 
 @pytest.mark.guarantee("LOG-TRACE-ID-RESOLVES")
 def test_sweep_trace_ids_resolve(
-    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Evidence
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Recorder
 ) -> None:
     missing = unresolved_trace_ids(obsconf_system, run_output)
     ids = {
@@ -152,12 +154,13 @@ def test_sweep_trace_ids_resolve(
         if ln.get("trace_id")
     }
     obsconf_evidence(
-        kind="sweep",
-        check="trace ids in the run's log lines that the trace store does not hold "
-        "(the suite's own unsampled requests excepted)",
-        examined=_examined(run_output, trace_ids=len(ids), lines=run_output.line_count()),
-        expected="none",
-        seen={service: tids[:10] for service, tids in missing.items()},
+        SweepEvidence(
+            check="trace ids in the run's log lines that the trace store does not hold "
+            "(the suite's own unsampled requests excepted)",
+            examined=_examined(run_output, trace_ids=len(ids), lines=run_output.line_count()),
+            expected="none",
+            seen={service: tids[:10] for service, tids in missing.items()},
+        )
     )
     assert not missing, (
         "log lines carry trace ids with no trace in the trace store"
@@ -168,18 +171,22 @@ def test_sweep_trace_ids_resolve(
 
 @pytest.mark.guarantee("TRC-NO-ORPHANS")
 def test_sweep_no_orphans(
-    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Evidence
+    obsconf_system: System, run_output: RunOutput, obsconf_evidence: Recorder
 ) -> None:
     orphans = confirmed_orphans(obsconf_system, run_output)
     obsconf_evidence(
-        kind="sweep",
-        check="spans of the run whose parent_span_id names no span of their trace (a parent "
-        "the suite sent in traceparent excepted)",
-        examined=_examined(run_output, traces=len(run_output.traces), spans=len(run_output.spans)),
-        expected="none",
-        seen=[
-            f"{s.describe()} in trace {s.trace_id}, parent {s.parent_span_id}" for s in orphans[:20]
-        ],
+        SweepEvidence(
+            check="spans of the run whose parent_span_id names no span of their trace (a parent "
+            "the suite sent in traceparent excepted)",
+            examined=_examined(
+                run_output, traces=len(run_output.traces), spans=len(run_output.spans)
+            ),
+            expected="none",
+            seen=[
+                f"{s.describe()} in trace {s.trace_id}, parent {s.parent_span_id}"
+                for s in orphans[:20]
+            ],
+        )
     )
     assert not orphans, (
         f"{len(orphans)} of the run's {len(run_output.spans)} spans are orphans"
@@ -189,14 +196,17 @@ def test_sweep_no_orphans(
 
 
 @pytest.mark.guarantee("TRC-SERVICE-NAME")
-def test_sweep_service_name(run_output: RunOutput, obsconf_evidence: Evidence) -> None:
+def test_sweep_service_name(run_output: RunOutput, obsconf_evidence: Recorder) -> None:
     unnamed = [s for s in run_output.spans if s.service.split(":", 1)[0] in UNNAMED]
     obsconf_evidence(
-        kind="sweep",
-        check="spans of the run with no service.name (empty, or the SDK's unknown_service)",
-        examined=_examined(run_output, traces=len(run_output.traces), spans=len(run_output.spans)),
-        expected="none",
-        seen=[s.describe() for s in unnamed[:20]],
+        SweepEvidence(
+            check="spans of the run with no service.name (empty, or the SDK's unknown_service)",
+            examined=_examined(
+                run_output, traces=len(run_output.traces), spans=len(run_output.spans)
+            ),
+            expected="none",
+            seen=[s.describe() for s in unnamed[:20]],
+        )
     )
     assert not unnamed, f"{len(unnamed)} of the run's spans name no service: " + ", ".join(
         s.describe() for s in unnamed[:5]

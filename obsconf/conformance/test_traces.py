@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from obsconf.conformance.checks import Evidence, check_findings, flow_spans
+from obsconf.conformance.checks import check_findings, flow_spans
 from obsconf.conformance.driver import Driver
+from obsconf.conformance.evidence import CompareEvidence, Recorder, SpanEvidence
 from obsconf.conformance.scenarios import Flow, poll_trace_ready
 from obsconf.conformance.system import System
 from obsconf.conformance.traces.model import Span
@@ -14,7 +15,7 @@ from obsconf.conformance.traces.semconv import is_consume, is_publish
 
 
 @pytest.mark.guarantee("TRC-ONE-TRACE-PER-FLOW")
-def test_trc_one_trace_per_flow(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_one_trace_per_flow(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     check_findings(
         obsconf_flow,
         {"consumer-root", "multiple-roots", "mixed-trace-ids"},
@@ -24,7 +25,7 @@ def test_trc_one_trace_per_flow(obsconf_flow: Flow, obsconf_evidence: Evidence) 
 
 
 @pytest.mark.guarantee("TRC-SINGLE-ROOT")
-def test_trc_single_root(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_single_root(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     check_findings(
         obsconf_flow,
         {"multiple-roots", "consumer-root"},
@@ -45,14 +46,14 @@ def test_trc_single_root(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None
 
 
 @pytest.mark.guarantee("TRC-NO-ORPHANS")
-def test_trc_no_orphans(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_no_orphans(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     check_findings(
         obsconf_flow, {"orphan"}, obsconf_evidence, "spans whose parent is not in the trace"
     )
 
 
 @pytest.mark.guarantee("TRC-CROSS-SERVICE-PATH")
-def test_trc_cross_service_path(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_cross_service_path(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     check_findings(
         obsconf_flow,
         {"missing-service", "service-order"},
@@ -67,30 +68,30 @@ def _messaging_spans(flow: Flow, role: str) -> list[Span]:
     return [s for s in flow_spans(flow) if test(s)]
 
 
-def _check_kind(flow: Flow, role: str, kind: str, evidence: Evidence) -> None:
+def _check_kind(flow: Flow, role: str, kind: str, evidence: Recorder) -> None:
     """Every `role` (publish/consume) messaging span of the flow has `kind`."""
     spans = _messaging_spans(flow, role)
     name = "publish <subject>" if role == "publish" else "process <subject>"
     assert spans, f"no {role} span found in the flow (nothing named '{name}')"
     wrong = [s for s in spans if s.kind != kind]
     evidence(
-        kind="spans", check=f"{role} span kinds", seen=[s.describe() for s in spans], expected=kind
+        SpanEvidence(check=f"{role} span kinds", seen=[s.describe() for s in spans], expected=kind)
     )
     assert not wrong, f"{role} spans that are not {kind}: " + "; ".join(s.describe() for s in wrong)
 
 
 @pytest.mark.guarantee("TRC-PRODUCER-KIND")
-def test_trc_producer_kind(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_producer_kind(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     _check_kind(obsconf_flow, "publish", "PRODUCER", obsconf_evidence)
 
 
 @pytest.mark.guarantee("TRC-CONSUMER-KIND")
-def test_trc_consumer_kind(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_consumer_kind(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     _check_kind(obsconf_flow, "consume", "CONSUMER", obsconf_evidence)
 
 
 @pytest.mark.guarantee("TRC-CONSUMER-PARENT-IS-PRODUCER")
-def test_trc_consumer_parent_is_producer(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_consumer_parent_is_producer(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     assert _messaging_spans(obsconf_flow, "consume"), "no consume span found in the flow"
     check_findings(
         obsconf_flow,
@@ -101,14 +102,14 @@ def test_trc_consumer_parent_is_producer(obsconf_flow: Flow, obsconf_evidence: E
 
 
 @pytest.mark.guarantee("TRC-HTTP-SEMCONV")
-def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     entry = obsconf_flow.expectation.services[0]
     servers = [s for s in obsconf_flow.spans if s.kind == "SERVER" and s.service == entry]
     assert servers, (
         f"the flow's trace has no {entry} SERVER span ({obsconf_flow.settled.describe_wait()})"
     )
     server = servers[0]
-    expected = {
+    expected: dict[str, str | int] = {
         "http.request.method": "POST",
         "http.route": "/api/users",
         "http.response.status_code": obsconf_flow.call.status,
@@ -117,11 +118,12 @@ def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence: Evidence) -> Non
     if (status := seen.get("http.response.status_code")) is not None:
         seen["http.response.status_code"] = int(status)
     obsconf_evidence(
-        kind="compare",
-        check="server span attributes",
-        query=server.describe(),
-        expected=expected,
-        seen=dict(server.attributes),
+        CompareEvidence(
+            check="server span attributes",
+            query=server.describe(),
+            expected=expected,
+            seen=dict(server.attributes),
+        )
     )
     assert seen == expected, (
         f"{server.describe()} attributes differ from the HTTP semantic "
@@ -130,7 +132,7 @@ def test_trc_http_semconv(obsconf_flow: Flow, obsconf_evidence: Evidence) -> Non
 
 
 @pytest.mark.guarantee("TRC-MESSAGING-SEMCONV")
-def test_trc_messaging_semconv(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_messaging_semconv(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     spans = _messaging_spans(obsconf_flow, "publish") + _messaging_spans(obsconf_flow, "consume")
     assert spans, "no messaging spans found in the flow"
     subjects = {h.subject for h in obsconf_flow.expectation.hops}
@@ -144,25 +146,27 @@ def test_trc_messaging_semconv(obsconf_flow: Flow, obsconf_evidence: Evidence) -
                 f"messaging.destination.name={destination!r}"
             )
     obsconf_evidence(
-        kind="spans",
-        check="messaging attributes",
-        seen=bad or "all conform",
-        expected="messaging.system=nats, messaging.destination.name=<subject>",
+        SpanEvidence(
+            check="messaging attributes",
+            seen=bad or "all conform",
+            expected="messaging.system=nats, messaging.destination.name=<subject>",
+        )
     )
     assert not bad, "messaging spans without the semantic-convention attributes:\n" + "\n".join(bad)
 
 
 @pytest.mark.guarantee("TRC-SERVICE-NAME")
-def test_trc_service_name(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_service_name(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     spans = flow_spans(obsconf_flow)
     names = {s.service for s in spans}
     expected = set(obsconf_flow.expectation.services)
     obsconf_evidence(
-        kind="compare",
-        check="service.name of the flow's spans",
-        query=obsconf_flow.trace_id,
-        expected=sorted(expected),
-        seen=sorted(names),
+        CompareEvidence(
+            check="service.name of the flow's spans",
+            query=obsconf_flow.trace_id,
+            expected=sorted(expected),
+            seen=sorted(names),
+        )
     )
     assert spans, "the flow produced no spans"
     assert names <= expected and obsconf_flow.expectation.services[0] in names, (
@@ -172,7 +176,7 @@ def test_trc_service_name(obsconf_flow: Flow, obsconf_evidence: Evidence) -> Non
 
 
 @pytest.mark.guarantee("TRC-CHILD-AFTER-PARENT")
-def test_trc_child_after_parent(obsconf_flow: Flow, obsconf_evidence: Evidence) -> None:
+def test_trc_child_after_parent(obsconf_flow: Flow, obsconf_evidence: Recorder) -> None:
     check_findings(
         obsconf_flow,
         {"child-before-parent"},
@@ -183,7 +187,7 @@ def test_trc_child_after_parent(obsconf_flow: Flow, obsconf_evidence: Evidence) 
 
 @pytest.mark.guarantee("TRC-ERROR-STATUS")
 def test_trc_error_status(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Recorder
 ) -> None:
     hook = obsconf_system.target.error_hook
     if hook is None:
@@ -193,11 +197,12 @@ def test_trc_error_status(
     spans = poll_trace_ready(obsconf_system, call.trace_id)
     servers = [s for s in spans if s.kind == "SERVER"]
     obsconf_evidence(
-        kind="compare",
-        check="status of the 5xx server span",
-        query=call.describe(),
-        expected="ERROR",
-        seen=[f"{s.describe()}: {s.status}" for s in servers],
+        CompareEvidence(
+            check="status of the 5xx server span",
+            query=call.describe(),
+            expected="ERROR",
+            seen=[f"{s.describe()}: {s.status}" for s in servers],
+        )
     )
     assert servers, f"no SERVER span in trace {call.trace_id} of {call.describe()}"
     assert all(s.status == "ERROR" for s in servers), (

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from obsconf.conformance.checks import Evidence
 from obsconf.conformance.driver import Call, Driver, trace_of
+from obsconf.conformance.evidence import CompareEvidence, NatsEvidence, Recorder
 from obsconf.conformance.nats_tap import NatsTap, TappedMessage
 from obsconf.conformance.scenarios import (
     create_user,
@@ -188,16 +188,17 @@ def traceparent_seen(obsconf_system: System) -> list[TraceparentSeen]:
 
 @pytest.mark.guarantee("PROP-W3C-TRACEPARENT")
 def test_prop_w3c_traceparent(
-    traceparent_seen: list[TraceparentSeen], obsconf_evidence: Evidence
+    traceparent_seen: list[TraceparentSeen], obsconf_evidence: Recorder
 ) -> None:
     wrong = []
     for seen in traceparent_seen:
         obsconf_evidence(
-            kind="compare",
-            check=f"traceparent, {seen.case.name} ({seen.case.clause})",
-            query=f"{seen.sent.request()}\n-> {seen.sent.call.status}; {seen.detail}",
-            expected=seen.case.required,
-            seen=seen.verdict,
+            CompareEvidence(
+                check=f"traceparent, {seen.case.name} ({seen.case.clause})",
+                query=f"{seen.sent.request()}\n-> {seen.sent.call.status}; {seen.detail}",
+                expected=seen.case.required,
+                seen=seen.verdict,
+            )
         )
         if seen.verdict != seen.case.required:
             fields = "; ".join(f"{n}: {v!r}" for n, v in seen.sent.fields)
@@ -314,7 +315,7 @@ Rule = Callable[[TracestateCase], tuple[str, str]]
 
 
 def _judge(
-    seen_all: list[TracestateSeen], problem_of: Problem, rule: Rule, evidence: Evidence
+    seen_all: list[TracestateSeen], problem_of: Problem, rule: Rule, evidence: Recorder
 ) -> list[str]:
     """Record each case's evidence; the problems found, one paragraph per case."""
     wrong = []
@@ -322,11 +323,12 @@ def _judge(
         problem = problem_of(seen)
         required, clause = rule(seen.case)
         evidence(
-            kind="nats",
-            check=f"tracestate, {seen.case.name} ({clause})",
-            query=seen.request(),
-            expected=required,
-            seen=problem or required,
+            NatsEvidence(
+                check=f"tracestate, {seen.case.name} ({clause})",
+                query=seen.request(),
+                expected=required,
+                seen=problem or required,
+            )
         )
         if problem:
             wrong.append(f"{seen.case.name}: {problem}\n  {seen.request()}".replace("\n", "\n  "))
@@ -335,7 +337,7 @@ def _judge(
 
 @pytest.mark.guarantee("PROP-W3C-TRACESTATE")
 def test_prop_w3c_tracestate(
-    tracestate_seen: list[TracestateSeen], obsconf_evidence: Evidence
+    tracestate_seen: list[TracestateSeen], obsconf_evidence: Recorder
 ) -> None:
     wrong = _judge(tracestate_seen, tracestate_problem, lambda case: case.must, obsconf_evidence)
     assert not wrong, "tracestate not handled as W3C Trace Context requires:\n" + "\n".join(wrong)
@@ -343,7 +345,7 @@ def test_prop_w3c_tracestate(
 
 @pytest.mark.guarantee("PROP-W3C-TRACESTATE-INVALID")
 def test_prop_w3c_tracestate_invalid(
-    tracestate_seen: list[TracestateSeen], obsconf_evidence: Evidence
+    tracestate_seen: list[TracestateSeen], obsconf_evidence: Recorder
 ) -> None:
     def problem_of(seen: TracestateSeen) -> str | None:
         if seen.message is None:
@@ -361,7 +363,7 @@ def test_prop_w3c_tracestate_invalid(
 
 @pytest.mark.guarantee("PROP-SAMPLED-FLAG")
 def test_prop_sampled_flag(
-    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Evidence
+    obsconf_system: System, obsconf_driver: Driver, obsconf_evidence: Recorder
 ) -> None:
     subject = _require_nats(obsconf_system)
     ids = Ids.fresh()
@@ -392,11 +394,15 @@ def test_prop_sampled_flag(
     ):
         problems.append(f"{subject} traceparent {header!r} does not carry the sampled flag off")
     obsconf_evidence(
-        kind="nats",
-        check="a request sent with the sampled flag off (flags 00) stays unsampled",
-        query=f"POST {PATH}\ntraceparent: {unsampled_header}\n-> {unsampled.status}; "
-        f"{subject} traceparent {header!r}",
-        expected={"spans exported": 0, f"{subject} traceparent flags": "00"},
-        seen={"spans exported": len(spans), f"{subject} traceparent flags": (header or "")[-2:]},
+        NatsEvidence(
+            check="a request sent with the sampled flag off (flags 00) stays unsampled",
+            query=f"POST {PATH}\ntraceparent: {unsampled_header}\n-> {unsampled.status}; "
+            f"{subject} traceparent {header!r}",
+            expected={"spans exported": 0, f"{subject} traceparent flags": "00"},
+            seen={
+                "spans exported": len(spans),
+                f"{subject} traceparent flags": (header or "")[-2:],
+            },
+        )
     )
     assert not problems, "\n".join(problems)

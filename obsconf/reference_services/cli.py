@@ -23,7 +23,7 @@ from pathlib import Path
 
 from obsconf.conformance import cli as suite_cli
 from obsconf.conformance import options
-from obsconf.conformance.results import FAILED, ResultsError, load_results
+from obsconf.conformance.results import Outcome, ResultsError, load_results
 from obsconf.conformance.target import Target
 from obsconf.stack import orphans, upstate
 from obsconf.stack.binaries import MissingBinary
@@ -163,7 +163,7 @@ def reproduce(
     except ResultsError as error:
         print(f"obsconf reproduce: the run wrote no readable results (exit {status}): {error}")
         return 1
-    caught = [g for g in results.guarantees if g.outcome == FAILED]
+    caught = [g for g in results.guarantees if g.outcome == Outcome.FAILED]
     for g in caught:
         print(f"\n=== {g.id} ({g.level}) FAILED: {g.statement}\n{g.message}")
     missed = sorted({g.id for g in guarantees} - {g.id for g in caught})

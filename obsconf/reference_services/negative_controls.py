@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from obsconf.conformance.catalog import FAMILIES, Guarantee, catalog
+from obsconf.conformance.results import Outcome
 from obsconf.conformance.runner import DEFAULT_TARGET, suite_args
 from obsconf.reference_services.faults import FAULTS
 
@@ -201,9 +202,9 @@ def judge(
         if ran is not None and guarantee.family not in ran:
             continue
         outcome = outcomes.get(gid, "not run")
-        if gid in named and outcome != "failed":
+        if gid in named and outcome != Outcome.FAILED:
             problems.append(f"{gid} should fail under {fault} but {outcome}")
-        elif guarantee.family not in families and outcome not in ("passed", "xfailed"):
+        elif guarantee.family not in families and outcome not in (Outcome.PASSED, Outcome.XFAILED):
             message = next((g["message"] for g in results["guarantees"] if g["id"] == gid), "")
             problems.append(
                 f"{gid} ({'unrelated family' if fault else 'no fault'}) {outcome}: {message[:300]}"
@@ -274,7 +275,7 @@ def render_matrix(verdicts: list[Verdict]) -> str:
     """A text table: one row per fault, one column per guarantee (F failed, . passed,
     s skipped, - not run), the verdict at the end of the row, and the column legend below."""
     ids = list(catalog())
-    mark = {"failed": "F", "passed": ".", "skipped": "s", "": "-"}
+    mark = {Outcome.FAILED: "F", Outcome.PASSED: ".", Outcome.SKIPPED: "s", "": "-"}
     lines = [f"{'fault':<26}" + "".join(f"{i:>3}" for i in range(1, len(ids) + 1))]
     for v in verdicts:
         cells = "".join(f"{mark.get(v.outcomes.get(gid, ''), '?'):>3}" for gid in ids)

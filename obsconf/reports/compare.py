@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from obsconf.conformance.results import PASSED, ResultsError, RunResults, load_results
+from obsconf.conformance.results import Outcome, ResultsError, RunResults, load_results
 
 KEYS = ("newly_failed", "fixed", "still_failing", "new_guarantees", "removed")
 
@@ -33,7 +33,7 @@ def compare_results(old: RunResults, new: RunResults) -> dict[str, Any]:
             diff["new_guarantees"].append(gid)
         elif now.failing:
             diff["still_failing" if was.failing else "newly_failed"].append(gid)
-        elif was.failing and now.outcome == PASSED:
+        elif was.failing and now.outcome == Outcome.PASSED:
             diff["fixed"].append(gid)
     diff["removed"] = [gid for gid in before if gid not in after]
     ids = [*after, *diff["removed"]]

@@ -12,37 +12,45 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from obsconf.conformance.results import (
-    FAILED,
-    SKIPPED,
-    XFAILED,
-    XPASSED,
-    GuaranteeResult,
-    RunResults,
+from obsconf.conformance.evidence import (
+    CompareEvidence,
+    Evidence,
+    FreshnessEvidence,
+    LogQueryEvidence,
+    ReconciliationEvidence,
+    TraceEvidence,
 )
-from obsconf.reports.html import gap_sentence, ordered_families
+from obsconf.conformance.results import GuaranteeResult, Outcome, RunResults
 
 MAX_TEXT = 8000
 
 
-def _evidence_text(evidence: Mapping[str, Any]) -> str:
-    lines = [f"[{evidence.get('kind', '')}] {evidence.get('check', '')}"]
-    if evidence.get("kind") == "trace":
-        lines.append(f"  trace: {evidence.get('trace_id', '')}")
-        if gap_sentence(evidence):
-            lines.append(f"  gap: {gap_sentence(evidence)}")
-    if evidence.get("query"):
-        lines.append(f"  query: {evidence['query']}")
-    for key in ("expected", "seen"):
-        if key in evidence:
-            value = evidence[key]
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
-            lines.append(f"  {key}: {text}")
+def _evidence_text(evidence: Evidence) -> str:
+    """`[kind] check`, then by its class: the trace and its gap, the query, expected and seen."""
+    lines = [f"[{evidence.kind}] {evidence.check}"]
+    match evidence:
+        case TraceEvidence():
+            lines.append(f"  trace: {evidence.trace_id}")
+            if evidence.gap_sentence:
+                lines.append(f"  gap: {evidence.gap_sentence}")
+        case LogQueryEvidence() if evidence.query:
+            lines.append(f"  query: {evidence.query}")
+        case CompareEvidence():
+            if evidence.query:
+                lines.append(f"  query: {evidence.query}")
+            lines += _sides(evidence.expected, evidence.seen)
+        case ReconciliationEvidence() | FreshnessEvidence():
+            lines += _sides(evidence.expected, evidence.seen)
     return "\n".join(lines)
+
+
+def _sides(expected: object, seen: object) -> list[str]:
+    return [
+        f"  {key}: {value if isinstance(value, str) else json.dumps(value, default=str)}"
+        for key, value in (("expected", expected), ("seen", seen))
+    ]
 
 
 def _failures(guarantees: list[GuaranteeResult]) -> str:
@@ -50,7 +58,7 @@ def _failures(guarantees: list[GuaranteeResult]) -> str:
 
 
 def _skips(guarantees: list[GuaranteeResult]) -> str:
-    return str(sum(g.outcome in (SKIPPED, XFAILED) for g in guarantees))
+    return str(sum(g.outcome in (Outcome.SKIPPED, Outcome.XFAILED) for g in guarantees))
 
 
 def _case(suite: ET.Element, g: GuaranteeResult) -> None:
@@ -64,7 +72,7 @@ def _case(suite: ET.Element, g: GuaranteeResult) -> None:
         ET.SubElement(props, "property", name="test", value=nodeid)
     message = g.message
     first = message.splitlines()[0] if message else g.outcome
-    if g.outcome == FAILED:
+    if g.outcome == Outcome.FAILED:
         failure = ET.SubElement(
             case,
             "failure",
@@ -73,18 +81,18 @@ def _case(suite: ET.Element, g: GuaranteeResult) -> None:
         )
         details = [message, *(_evidence_text(e) for e in g.evidence)]
         failure.text = "\n\n".join(d for d in details if d)[:MAX_TEXT]
-    elif g.outcome == XPASSED:
+    elif g.outcome == Outcome.XPASSED:
         ET.SubElement(
             case, "failure", message=f"[{g.level}] XPASS: {first}"[:1000], type="xpass"
         ).text = message[:MAX_TEXT]
-    elif g.outcome == XFAILED:
+    elif g.outcome == Outcome.XFAILED:
         declared = g.deviation.describe() if g.deviation else "declared"
         skipped = ET.SubElement(
             case, "skipped", message=f"expected failure ({declared}): {first}"[:1000], type="xfail"
         )
         details = [message, *(_evidence_text(e) for e in g.evidence)]
         skipped.text = "\n\n".join(d for d in details if d)[:MAX_TEXT]
-    elif g.outcome == SKIPPED:
+    elif g.outcome == Outcome.SKIPPED:
         ET.SubElement(case, "skipped", message=message[:1000])
 
 
@@ -101,7 +109,7 @@ def build_junit(results: RunResults) -> ET.ElementTree:
         errors="0",
         time=str(results.duration_s or 0),
     )
-    for family in ordered_families(guarantees):
+    for family in results.families:
         members = [g for g in guarantees if g.family == family]
         suite = ET.SubElement(
             root,

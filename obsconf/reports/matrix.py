@@ -20,22 +20,20 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal
 
+from obsconf.conformance.catalog import FAMILIES, Level
 from obsconf.conformance.deviations import Deviation
 from obsconf.conformance.results import (
-    FAILED,
-    PASSED,
-    SKIPPED,
-    XFAILED,
-    XPASSED,
     GuaranteeResult,
+    Outcome,
     ResultsError,
     RunResults,
     load_results,
 )
-from obsconf.reports.html import BADGES, FAMILIES, esc, truncate
+from obsconf.reports.markup import esc, truncate
 
-NOT_RUN = "not run"
+NOT_RUN: Final = "not run"
 MAX_TOOLTIP_CHARS = 600
 
 
@@ -50,7 +48,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Cell:
-    outcome: str  # one of conformance.results.OUTCOMES, or NOT_RUN
+    outcome: Outcome | Literal["not run"]  # NOT_RUN
     deviation: Deviation | None = None
     message: str = ""
 
@@ -59,7 +57,7 @@ class Cell:
 class Row:
     id: str
     family: str
-    level: str
+    level: Level | None  # None: only declared, in no run
     statement: str
     cells: tuple[Cell, ...]
 
@@ -99,16 +97,16 @@ def matrix_rows(columns: Sequence[Column]) -> list[Row]:
         known = first.get(gid)
         cells = []
         for column in columns:
-            g = column.results.guarantee(gid)
-            if g is None:
+            ran = column.results.guarantee(gid)
+            if ran is None:
                 cells.append(Cell(NOT_RUN, column.results.deviations.get(gid)))
             else:
-                cells.append(Cell(g.outcome, g.deviation, g.message))
+                cells.append(Cell(ran.outcome, ran.deviation, ran.message))
         rows.append(
             Row(
                 id=gid,
                 family=known.family if known else gid.split("-", 1)[0],
-                level=known.level if known else "",
+                level=known.level if known else None,
                 statement=known.statement if known else "",
                 cells=tuple(cells),
             )
@@ -158,7 +156,7 @@ tr.differs td.gid{border-left:4px solid #e8a200}
 def _badge(cell: Cell) -> str:
     if cell.outcome == NOT_RUN:
         return '<span class="badge notrun">not run</span>'
-    return f'<span class="badge {esc(cell.outcome)}">{BADGES[cell.outcome]}</span>'
+    return f'<span class="badge {esc(cell.outcome)}">{cell.outcome.badge}</span>'
 
 
 def _cell(cell: Cell) -> str:
@@ -179,11 +177,7 @@ def _column_head(column: Column) -> str:
     results = column.results
     verdict = results.verdict
     counts = Counter(g.outcome for g in results.guarantees)
-    shown = [
-        f"{counts[o]} {BADGES[o].lower()}"
-        for o in (PASSED, FAILED, SKIPPED, XFAILED, XPASSED)
-        if counts[o]
-    ]
+    shown = [f"{counts[o]} {o.badge.lower()}" for o in Outcome if counts[o]]
     label = esc(column.label)
     if column.report:
         label = f'<a href="{esc(column.report)}">{label}</a>'

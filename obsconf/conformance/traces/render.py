@@ -2,13 +2,15 @@
 
 The output is stable (golden tests compare it) and stays short for large traces: a run of
 more than `COLLAPSE_OVER` sibling spans of the same service and name shows its first span and
-one `… N more` line (spans named in findings are always shown).
+one `… N more` line (spans named in findings are always shown). `collapse_siblings` is that
+rule; the report's waterfall (`obsconf.reports.waterfall`) folds its rows by it too.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from obsconf.conformance.traces.findings import Finding
 from obsconf.conformance.traces.model import Span
@@ -28,26 +30,49 @@ def render_span_line(span: Span, trace_start_ns: int | None = None) -> str:
     return line
 
 
-def _visible(siblings: Sequence[Span], marked: Mapping[str, list[str]]) -> list[Span | str]:
-    """The siblings to draw, with large same-name groups collapsed into one `… N more` line."""
+@dataclass(frozen=True)
+class Collapsed:
+    """Sibling spans folded into one line: `first` stays drawn, `hidden` (of its service and
+    name, in start order) do not."""
+
+    first: Span
+    hidden: tuple[Span, ...]
+
+
+def collapse_siblings(siblings: Sequence[Span], shown: Collection[str]) -> list[Span | Collapsed]:
+    """The siblings to draw, in order: of a group of more than COLLAPSE_OVER siblings with the
+    same service and name, the first span, then one Collapsed standing for the others; a span
+    whose id is in `shown` is always drawn where it is."""
     sizes = Counter((s.service, s.name) for s in siblings)
-    hidden = Counter(
-        (s.service, s.name)
-        for s in siblings
-        if sizes[s.service, s.name] > COLLAPSE_OVER and s.span_id not in marked
-    )
-    started: set[tuple[str, str]] = set()
-    items: list[Span | str] = []
+    groups: dict[tuple[str, str], tuple[Span, list[Span]]] = {}
+    order: list[Span | tuple[str, str]] = []  # spans, and the key of a group after its first
     for span in siblings:
         key = (span.service, span.name)
-        if sizes[key] <= COLLAPSE_OVER or span.span_id in marked:
-            items.append(span)
-        elif key not in started:
-            started.add(key)
-            items.append(span)
-            if hidden[key] > 1:
-                items.append(f"… {hidden[key] - 1} more `{span.name}` spans ({span.service})")
+        if sizes[key] <= COLLAPSE_OVER or span.span_id in shown:
+            order.append(span)
+        elif key in groups:
+            groups[key][1].append(span)
+        else:
+            groups[key] = (span, [])
+            order += [span, key]
+    items: list[Span | Collapsed] = []
+    for entry in order:
+        if isinstance(entry, Span):
+            items.append(entry)
+        elif groups[entry][1]:
+            first, hidden = groups[entry]
+            items.append(Collapsed(first, tuple(hidden)))
     return items
+
+
+def _visible(siblings: Sequence[Span], marked: Mapping[str, list[str]]) -> list[Span | str]:
+    """The siblings to draw, with large same-name groups collapsed into one `… N more` line."""
+    return [
+        f"… {len(item.hidden)} more `{item.first.name}` spans ({item.first.service})"
+        if isinstance(item, Collapsed)
+        else item
+        for item in collapse_siblings(siblings, marked)
+    ]
 
 
 def _draw(
