@@ -5,6 +5,7 @@ pytest command line (the only place that builds one)."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,33 @@ from obsconf.stack.images import IMAGE_SETS
 RUN_TIMEOUT_S = 900.0
 DEFAULT_FLOWS = 20  # concurrent flows of the LOAD family
 DEFAULT_OUT = Path("obsconf-report")
+
+
+@dataclass(frozen=True)
+class Number:
+    """An option's number type with its range: a value outside it is one line naming the range
+    (argparse and pytest print it with the option's name, before anything starts)."""
+
+    kind: type[int] | type[float]
+    minimum: float
+    note: str = ""
+
+    def __call__(self, text: str) -> int | float:
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {self.describe()}") from None
+        if not math.isfinite(value) or value < self.minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range: {self.describe()}")
+        return value
+
+    def describe(self) -> str:
+        noun = "an integer" if self.kind is int else "a number"
+        return f"{noun} >= {self.minimum:g}{self.note}"
+
+    @property
+    def __name__(self) -> str:  # argparse names the type in its "invalid value" message
+        return self.kind.__name__
 
 
 @dataclass(frozen=True)
@@ -74,19 +102,19 @@ OPTIONS: tuple[Option, ...] = (
         "--outage-seconds",
         "how long the RES scenarios keep a dependency down (default 8; a benchmark uses one "
         "longer than any redelivery budget)",
-        float,
+        Number(float, 1),
     ),
     Option(
         "--run-timeout",
         "seconds the whole run may take; then the test in progress fails naming what it "
         f"waited for and the run stops (default {RUN_TIMEOUT_S:g}, 0 = none)",
-        float,
+        Number(float, 0, " (0 = none)"),
         default=RUN_TIMEOUT_S,
     ),
     Option(
         "--flows",
         f"concurrent flows of the LOAD family (default {DEFAULT_FLOWS}; 1000 for a load test)",
-        int,
+        Number(int, 1),
         default=DEFAULT_FLOWS,
     ),
 )
@@ -128,6 +156,21 @@ def values(namespace: argparse.Namespace | Mapping[str, Any]) -> dict[str, Any]:
     """The run's option values by `dest`, from a parsed `obsconf` command line."""
     source = vars(namespace) if isinstance(namespace, argparse.Namespace) else namespace
     return {o.dest: source.get(f"obsconf_{o.dest}", o.default) for o in OPTIONS}
+
+
+def out_error(out: Path) -> str | None:
+    """Why the run could not write its reports into `out` (None if it can): checked, and the
+    directory made, before anything starts, so a run's results are never lost at its end."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: is a file, not a directory"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".obsconf-write-probe"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        return f"--out {out}: cannot write there ({error.strerror or error})"
+    return None
 
 
 def pytest_args(given: Mapping[str, Any]) -> list[str]:

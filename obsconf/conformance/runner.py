@@ -10,11 +10,8 @@ check, such as the reference services', refuses unknown ones before `run` is cal
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import pytest
 from obsconf.conformance import options
 from obsconf.conformance.target import Target, TargetError, load_target
 from obsconf.fixtures.plugin import ParsedTarget
+from obsconf.stack.signals import interrupt_on_stop
 
 SUITE_DIR = Path(__file__).resolve().parent
 DEFAULT_TARGET = SUITE_DIR.parent / "targets" / "reference.yaml"
@@ -55,26 +53,13 @@ def run(given: Mapping[str, Any], select: str | None = None, target: Target | No
         except TargetError as error:
             print(f"obsconf run: {error}")
             return 2
-    given = {**given, "target": path, "out": given.get("out") or options.DEFAULT_OUT}
-    Path(given["out"]).mkdir(parents=True, exist_ok=True)
-    with _sigterm_as_interrupt():
-        return int(
-            pytest.main(
-                suite_args(given, select),
-                plugins=[ParsedTarget(target)],
-            )
-        )
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the run as Ctrl-C does: pytest tears the session down, so the services
-    and the stack it started are stopped."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    given = {**given, "target": path, "out": Path(given.get("out") or options.DEFAULT_OUT)}
+    refusal = options.out_error(given["out"])
+    if refusal:
+        print(f"obsconf run: {refusal}")
+        return 2
+    restore = interrupt_on_stop()  # also before the plugin is configured
     try:
-        yield
+        return int(pytest.main(suite_args(given, select), plugins=[ParsedTarget(target)]))
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore()
