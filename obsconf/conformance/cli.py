@@ -144,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except TargetError as error:
             print(f"obsconf run: {error}")
             return 2
-        for check in args.run_checks:
+        for check in [faults_unused, *args.run_checks]:
             refusal = check(target, given["fault"])
             if refusal:
                 print(f"obsconf run: {refusal}")
@@ -164,6 +164,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if 1 in statuses:
         return 1
     return next((s for s in statuses if s), 0)
+
+
+def faults_unused(target: Target, faults: Sequence[str]) -> str | None:
+    """`--fault` names that no start command of the target would receive (it takes no
+    `{faults}`): refused before anything starts, as nothing would be broken."""
+    if not faults:
+        return None
+    if any(spec.start and spec.start.uses("faults") for spec in target.services.values()):
+        return None
+    return (
+        f"--fault {','.join(faults)}: no start command of target {target.name!r} takes "
+        "{faults}, so no service would receive it"
+    )
 
 
 def target_dirs(out: Path, targets: list[Path]) -> list[Path]:

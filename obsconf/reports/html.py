@@ -22,6 +22,7 @@ from obsconf.conformance.evidence import TraceEvidence
 from obsconf.conformance.results import GuaranteeResult, Outcome, RunResults
 from obsconf.reports.evidence_html import render_evidence
 from obsconf.reports.markup import esc, explore_url, truncate, truncate_label
+from obsconf.reports.text import visible
 
 # explore_url is still imported from here (the Grafana data source provisioning names it here).
 __all__ = ["explore_url", "render_report", "write_report"]
@@ -268,5 +269,5 @@ def write_report(results: RunResults, path: Path, grafana_url: str | None = None
     """Render the report and write it to `path` (parents created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(results, grafana_url=grafana_url), encoding="utf-8")
+    path.write_text(visible(render_report(results, grafana_url=grafana_url)), encoding="utf-8")
     return path

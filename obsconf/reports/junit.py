@@ -23,6 +23,7 @@ from obsconf.conformance.evidence import (
     TraceEvidence,
 )
 from obsconf.conformance.results import GuaranteeResult, Outcome, RunResults
+from obsconf.reports.text import visible
 
 MAX_TEXT = 8000
 
@@ -96,6 +97,16 @@ def _case(suite: ET.Element, g: GuaranteeResult) -> None:
         ET.SubElement(case, "skipped", message=message[:1000])
 
 
+def _run_properties(suite: ET.Element, results: RunResults) -> None:
+    """The run's faults and verdict, on every suite."""
+    verdict = results.verdict
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="faults", value=",".join(results.faults))
+    ET.SubElement(props, "property", name="verdict", value=verdict.status)
+    ET.SubElement(props, "property", name="verdict_reason", value=verdict.reason)
+    ET.SubElement(props, "property", name="exit_status", value=str(verdict.exit_code))
+
+
 def build_junit(results: RunResults) -> ET.ElementTree:
     """The JUnit tree of a run's results."""
     guarantees = list(results.guarantees)
@@ -120,14 +131,29 @@ def build_junit(results: RunResults) -> ET.ElementTree:
             skipped=_skips(members),
             errors="0",
         )
-        props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", name="faults", value=",".join(results.faults))
-        ET.SubElement(props, "property", name="verdict", value=verdict.status)
-        ET.SubElement(props, "property", name="verdict_reason", value=verdict.reason)
-        ET.SubElement(props, "property", name="exit_status", value=str(verdict.exit_code))
+        _run_properties(suite, results)
         for g in members:
             _case(suite, g)
+    if results.stopped:  # a CI that reads only JUnit sees why the run ended early
+        root.set("errors", "1")
+        suite = ET.SubElement(root, "testsuite", name="run", tests="1", errors="1")
+        _run_properties(suite, results)
+        case = ET.SubElement(suite, "testcase", classname="run", name="run")
+        ET.SubElement(case, "error", message=f"the run stopped early: {results.stopped}"[:1000],
+                      type="stopped").text = verdict.reason  # fmt: skip
     return ET.ElementTree(root)
+
+
+def _make_visible(tree: ET.ElementTree) -> None:
+    """Every text and attribute made valid XML, whatever the implementation wrote (an ANSI
+    colour in a log line is enough to make a JUnit file unreadable)."""
+    for element in tree.iter():
+        if element.text:
+            element.text = visible(element.text)
+        if element.tail:
+            element.tail = visible(element.tail)
+        for key, value in element.attrib.items():
+            element.attrib[key] = visible(value)
 
 
 def write_junit(results: RunResults, path: Path) -> Path:
@@ -135,6 +161,7 @@ def write_junit(results: RunResults, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tree = build_junit(results)
+    _make_visible(tree)
     ET.indent(tree)
     tree.write(path, encoding="utf-8", xml_declaration=True)
     return path
