@@ -30,6 +30,7 @@ from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.images import ImagesMissing
 from obsconf.stack.local import ComponentFailed
 from obsconf.stack.proxy import TcpProxy, proxied_url, proxy_for
+from obsconf.stack.runlock import StackBusy, lock_stack
 from obsconf.stack.services import ServiceFailed, ServiceProcesses, run_values
 
 Closers = list[Callable[[], object]]  # what stops what was started, called last first
@@ -48,6 +49,7 @@ STARTUP_ERRORS: tuple[type[BaseException], ...] = (
     NoDockerEngine,
     ImagesMissing,
     ServiceFailed,
+    StackBusy,
 )
 
 
@@ -181,7 +183,8 @@ def open_system(
 
     `stack` (auto|local|containers|external), else $OBSCONF_STACK, overrides the target's
     `backends.start`;
-    `stack_endpoints` (an `obsconf up --json` file) means an external, already running stack.
+    `stack_endpoints` (an `obsconf up --json` file) means an external, already running stack,
+    which the run locks (stack/runlock.py: a second run on it is refused with `StackBusy`).
     """
     closers: Closers = []
     opened_at = time.time()
@@ -192,6 +195,8 @@ def open_system(
             given = json.loads(stack_endpoints.read_text())
             known = {f.name for f in fields(Endpoints)}
             endpoints = Endpoints(**{k: v for k, v in given.items() if k in known})
+            # the stack is this run's until it ends (released last), or the run is refused
+            closers.append(lock_stack(endpoints, f"the stack of {stack_endpoints}").release)
         elif kind in STARTED_KINDS:
             started = make_stack(kind, overrides=target.backends.images)
             closers.append(started.stop)

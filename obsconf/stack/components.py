@@ -498,6 +498,7 @@ def endpoints_of(
         log_dir=str(ctx.dir("service-logs")),
         otlp_logs=ctx.url("otlp-logs") + "/v1/logs" if "otlp-logs" in ctx.ports else "",
         scrape_dir=str(ctx.dir("scrape-targets")),
+        run_dir=str(ctx.run_dir),
         kinds={
             "stack": stack_kind,
             "logs": "victorialogs",

@@ -24,6 +24,9 @@ class Endpoints:
     # `scrape_host:<port>` (loopback locally; the host gateway from inside containers).
     service_host: str = "127.0.0.1"
     scrape_host: str = "127.0.0.1"
+    # The stack's own directory on this host (log_dir and scrape_dir are in it); a run on the
+    # stack locks `run.lock` there (stack/runlock.py). "" for a stack the harness did not start.
+    run_dir: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
