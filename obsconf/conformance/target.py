@@ -18,15 +18,15 @@ import yaml
 
 from obsconf.conformance.catalog import catalog
 from obsconf.conformance.clients.registry import DEFAULT_KIND, StoreSpec, adapters
-from obsconf.conformance.deviations import Deviation, parse_deviations
-from obsconf.stack.binaries import versions
-from obsconf.stack.services import (
-    PREDEFINED,
+from obsconf.conformance.contract import (
     READY_TIMEOUT,
     StartCommand,
     TemplateError,
     placeholders_in,
 )
+from obsconf.conformance.deviations import Deviation, parse_deviations
+from obsconf.stack.binaries import versions
+from obsconf.stack.services import PREDEFINED
 
 ROLES = ("user", "order", "inventory")
 DEFAULT_NAMES = {"user": "user-service", "order": "order-service", "inventory": "inventory-service"}
