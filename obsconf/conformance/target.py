@@ -8,7 +8,8 @@ malformed file is rejected before anything starts, with the path to the field at
 
 `load_target(path)` reads a file, `parse_target(data)` checks what YAML gave; both answer a
 `Target` (target_model.py) or raise `TargetError`. What a target may leave out is
-target_defaults.py, the checks are target_validate.py. Import them all from here.
+target_defaults.py; what each field may hold is target_fields.py, which the checks
+(target_validate.py) read. Import the public names from here.
 """
 
 from __future__ import annotations

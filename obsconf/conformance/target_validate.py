@@ -1,5 +1,5 @@
-"""The checks of a target file: every field's type, range and choices, and the rules between
-fields, each failure a TargetError naming the file and the path to the field at fault."""
+"""The checks of a target file: every field's type, range and choices (from target_fields.py)
+and the rules between fields, each failure a TargetError naming the file and the field path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from obsconf.conformance.catalog import catalog
-from obsconf.conformance.clients.registry import DEFAULT_KIND, StoreSpec, adapters
+from obsconf.conformance.clients.registry import StoreSpec
 from obsconf.conformance.contract import (
     READY_TIMEOUT,
     StartCommand,
@@ -22,22 +22,28 @@ from obsconf.conformance.target_defaults import (
     DEFAULT_LOGS,
     DEFAULT_METRICS,
     DEFAULT_NAMES,
-    DEFAULT_SPAN_FLUSH_INTERVAL,
     DEFAULT_SUBJECTS,
-    FRESHNESS_SIGNALS,
     ROLES,
     default_freshness,
 )
+from obsconf.conformance.target_fields import (
+    Entries,
+    Fields,
+    Items,
+    Kinds,
+    OneOf,
+    Seconds,
+    Template,
+    Text,
+    Url,
+    narrow,
+    target_fields,
+)
 from obsconf.conformance.target_model import BackendsSpec, Hook, ServiceSpec, Target, TargetError
-from obsconf.stack.binaries import versions
 from obsconf.stack.services import PREDEFINED
 
-IMAGE_COMPONENTS = tuple(versions()["images"]["upstream"])
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_READY_TIMEOUT = 600.0
 
-
-class _Reader:
+class Reader:
     """Walks the YAML with a path, so every error says where it is."""
 
     def __init__(self, source: str) -> None:
@@ -46,50 +52,63 @@ class _Reader:
     def fail(self, path: str, message: str) -> TargetError:
         return TargetError(f"{self.source}: {path}: {message}")
 
-    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+    def fields(self, value: Any, path: str, node: Fields) -> dict[str, Any]:
+        """A mapping of `node`'s fields and no others (nothing given: empty)."""
         if value is None:
             return {}
         if not isinstance(value, dict):
             raise self.fail(path, f"must be a mapping, got {type(value).__name__}")
-        unknown = sorted(set(value) - allowed)
+        unknown = sorted(set(value) - set(node.fields))
         if unknown:
             raise self.fail(
-                f"{path}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(allowed))})"
+                f"{path}.{unknown[0]}", f"unknown field (allowed: {', '.join(sorted(node.fields))})"
             )
         return value
 
-    def string(
-        self, value: Any, path: str, required: bool = False, choices: tuple = ()
-    ) -> str | None:
+    def text(self, value: Any, path: str, node: Text) -> str | None:
+        """A string that is not blank, one of the node's choices if it has any."""
         if value is None:
-            if required:
+            if node.required or not node.nullable:
                 raise self.fail(path, "required field is missing")
             return None
         if not isinstance(value, str) or not value.strip():
             raise self.fail(path, f"must be a non-empty string, got {value!r}")
-        if choices and value not in choices:
-            raise self.fail(path, f"must be one of {', '.join(choices)}, got {value!r}")
+        if node.choices and value not in node.choices:
+            raise self.fail(path, f"must be one of {', '.join(node.choices)}, got {value!r}")
         return value
 
-    def url(
-        self, value: Any, path: str, schemes: tuple[str, ...] = ("http", "https")
-    ) -> str | None:
-        text = self.string(value, path)
+    def given_text(self, value: Any, path: str, node: Text) -> str:
+        """`text` of a field that must be given."""
+        text = self.text(value, path, node)
+        if text is None:
+            raise self.fail(path, "required field is missing")
+        return text
+
+    def url(self, value: Any, path: str, node: Url) -> str | None:
+        """A URL of one of the node's schemes, without a trailing slash."""
+        text = self.text(value, path, Text(node.doc))
+        schemes = node.schemes
         if text is not None and not any(text.startswith(f"{s}://") for s in schemes):
             raise self.fail(path, f"must be a {'/'.join(schemes)} URL, got {text!r}")
         return text.rstrip("/") if text else None
 
-    def number(self, value: Any, path: str, low: float, high: float, unit: str) -> float:
+    def seconds(self, value: Any, path: str, node: Seconds) -> float:
+        """A number of seconds within the node's bounds."""
+        low, high = node.low, node.high
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not low <= value <= high
+            or not (low < value if node.low_open else low <= value)
+            or not value <= high
         ):
-            raise self.fail(path, f"must be {unit} between {low:g} and {high:g}, got {value!r}")
+            raise self.fail(path, f"must be {node.describe()}, got {value!r}")
         return float(value)
 
-    def template(self, value: Any, path: str) -> str:
-        """A string (numbers are taken as written) whose placeholders are all known."""
+    def template(self, value: Any, path: str, node: Template) -> str:
+        """A string (numbers are taken as written unless the node says strings only) whose
+        placeholders are all the contract's."""
+        if node.strings_only:
+            value = self.given_text(value, path, Text(node.doc))
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.fail(path, f"must be a string, got {type(value).__name__} {value!r}")
         text = str(value)
@@ -99,98 +118,88 @@ class _Reader:
             raise self.fail(path, str(error)) from None
         return text
 
-    def store(self, value: Any, role: str) -> StoreSpec | None:
-        """`backends.<role>`: a URL (the default kind), or {kind, url, <adapter options>}."""
-        path = f"backends.{role}"
+    def store(self, value: Any, path: str, node: OneOf) -> StoreSpec | None:
+        """A URL (the default kind), or {kind, url, <the kind's options>}."""
         if value is None:
             return None
+        kinds = node.option(Kinds)
         if isinstance(value, str):
-            return StoreSpec(DEFAULT_KIND[role], self.url(value, path))
+            return StoreSpec(kinds.default, self.url(value, path, node.option(Url)))
         if not isinstance(value, dict):
             raise self.fail(path, f"must be a URL or a mapping, got {type(value).__name__}")
-        known = adapters(role)
-        kind = self.string(value.get("kind"), f"{path}.kind", choices=tuple(sorted(known)))
-        adapter = known[kind or DEFAULT_KIND[role]]
-        raw = self.mapping(value, path, {"kind", "url", *adapter.options})
-        choices = getattr(adapter, "choices", {})
+        named = self.text(value.get("kind"), f"{path}.kind", Text("", choices=tuple(kinds.kinds)))
+        kind = named or kinds.default
+        fields = kinds.kinds[kind]
+        raw = self.fields(value, path, fields)
         options = {
-            key: self.string(raw[key], f"{path}.{key}", choices=choices.get(key, ()))
-            for key in adapter.options
-            if raw.get(key) is not None
+            key: self.given_text(raw[key], f"{path}.{key}", fields.get(key, Text))
+            for key in fields.fields
+            if key not in ("kind", "url") and raw.get(key) is not None
         }
-        return StoreSpec(adapter.kind, self.url(raw.get("url"), f"{path}.url"), options)
+        return StoreSpec(
+            kind, self.url(raw.get("url"), f"{path}.url", fields.get("url", Url)), options
+        )
 
-    def start(self, value: Any, path: str, base: Path) -> StartCommand | None:
+    def start(self, value: Any, path: str, base: Path, node: OneOf) -> StartCommand | None:
         """A start command: a predefined one by name, or {command, cwd, env, ready_timeout}."""
         if value is None:
             return None
         if isinstance(value, str):
-            return PREDEFINED[self.string(value, path, choices=tuple(PREDEFINED))]
-        raw = self.mapping(value, path, {"command", "cwd", "env", "ready_timeout"})
+            return PREDEFINED[self.given_text(value, path, node.option(Text))]
+        spec = node.option(Fields)
+        raw = self.fields(value, path, spec)
         argv = raw.get("command")
+        items = spec.get("command", Items)
         if argv is None:
             raise self.fail(f"{path}.command", "required field is missing")
-        if not isinstance(argv, list) or not argv:
+        if not isinstance(argv, list) or len(argv) < items.min_items:
             raise self.fail(
                 f"{path}.command",
                 f"must be a non-empty list (the program and its arguments), got {argv!r}",
             )
-        command = tuple(self.template(a, f"{path}.command[{i}]") for i, a in enumerate(argv))
+        arg = narrow(items.item, Template)
+        command = tuple(self.template(a, f"{path}.command[{i}]", arg) for i, a in enumerate(argv))
         if not command[0].strip():
             raise self.fail(f"{path}.command[0]", "the program must not be empty")
         cwd = None
         if raw.get("cwd") is not None:
-            cwd = self.template(self.string(raw["cwd"], f"{path}.cwd"), f"{path}.cwd")
+            cwd = self.template(raw["cwd"], f"{path}.cwd", spec.get("cwd", Template))
             if not placeholders_in(cwd):
                 directory = base / cwd
                 if not directory.is_dir():
                     raise self.fail(f"{path}.cwd", f"no such directory: {directory}")
                 cwd = str(directory.resolve())
         env = {}
+        variables = spec.get("env", Entries)
+        value_node = narrow(variables.value, Template)
         raw_env = raw.get("env") or {}
         if not isinstance(raw_env, dict):
             raise self.fail(f"{path}.env", f"must be a mapping, got {type(raw_env).__name__}")
         for key, text in raw_env.items():
-            if not isinstance(key, str) or not ENV_NAME.match(key):
+            if not isinstance(key, str) or not re.match(variables.keys, key):
                 raise self.fail(f"{path}.env.{key}", "not a valid environment variable name")
-            env[key] = self.template(text, f"{path}.env.{key}")
+            env[key] = self.template(text, f"{path}.env.{key}", value_node)
         timeout = READY_TIMEOUT
         if raw.get("ready_timeout") is not None:
-            timeout = self.number(
-                raw["ready_timeout"], f"{path}.ready_timeout", 1, MAX_READY_TIMEOUT, "seconds"
+            timeout = self.seconds(
+                raw["ready_timeout"], f"{path}.ready_timeout", spec.get("ready_timeout", Seconds)
             )
         return StartCommand(command, cwd, env, timeout, origin=path)
 
 
-def parse_target(data: Any, source: str = "<target>", path: Path | None = None) -> Target:
-    r = _Reader(source)
-    top = r.mapping(
-        data,
-        "target",
-        {
-            "name",
-            "services",
-            "subjects",
-            "metrics",
-            "labels",
-            "capabilities",
-            "backends",
-            "faults",
-            "description",
-            "deviations",
-        },
-    )
-    name = r.string(top.get("name"), "name", required=True)
-
-    base = path.parent if path is not None else Path.cwd()
-    services_raw = r.mapping(top.get("services"), "services", {"start", *ROLES})
-    shared = r.start(services_raw.get("start"), "services.start", base)
-    services = {}
+def _services(
+    r: Reader, value: Any, base: Path, node: Fields
+) -> tuple[dict[str, ServiceSpec], StartCommand | None]:
+    """`services`: each role's spec, and the shared start command (None: none given)."""
+    raw = r.fields(value, "services", node)
+    shared = r.start(raw.get("start"), "services.start", base, node.get("start", OneOf))
+    services: dict[str, ServiceSpec] = {}
     for role in ROLES:
         where = f"services.{role}"
-        spec = r.mapping(services_raw.get(role), where, {"name", "url", "start"})
-        url = r.url(spec.get("url"), f"{where}.url")
-        own = r.start(spec.get("start"), f"{where}.start", base)
+        fields = node.get(role, Fields)
+        given = r.fields(raw.get(role), where, fields)
+        url = r.url(given.get("url"), f"{where}.url", fields.get("url", Url))
+        own = r.start(given.get("start"), f"{where}.start", base, fields.get("start", OneOf))
         if url is not None and own is not None:
             raise r.fail(
                 f"{where}.url",
@@ -203,7 +212,8 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
             )
         services[role] = ServiceSpec(
             role,
-            r.string(spec.get("name"), f"{where}.name") or DEFAULT_NAMES[role],
+            r.text(given.get("name"), f"{where}.name", fields.get("name", Text))
+            or DEFAULT_NAMES[role],
             url,
             own or (shared if url is None else None),  # a url keeps services.start off it
         )
@@ -211,78 +221,90 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     for role, spec in services.items():
         if names.count(spec.name) > 1:
             raise r.fail(f"services.{role}.name", f"{spec.name!r} names two services")
+    return services, shared
 
-    def overrides(key: str, defaults: dict[str, str]) -> dict[str, str]:
-        given = r.mapping(top.get(key), key, set(defaults))
-        return {k: r.string(given.get(k), f"{key}.{k}") or v for k, v in defaults.items()}
 
-    caps = r.mapping(
-        top.get("capabilities"),
-        "capabilities",
-        {"consumer_relation", "error_hook", "span_flush_interval", "logs", "freshness_s"},
-    )
-    logs = r.string(caps.get("logs"), "capabilities.logs", choices=("file", "otlp")) or DEFAULT_LOGS
-    flush = caps.get("span_flush_interval", DEFAULT_SPAN_FLUSH_INTERVAL)
-    if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0 <= flush <= 60:
-        raise r.fail(
-            "capabilities.span_flush_interval", f"must be seconds between 0 and 60, got {flush!r}"
-        )
-    freshness = default_freshness(float(flush))
-    given = r.mapping(caps.get("freshness_s"), "capabilities.freshness_s", set(FRESHNESS_SIGNALS))
-    for signal, limit in given.items():
-        if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= 600:
-            raise r.fail(
-                f"capabilities.freshness_s.{signal}", f"must be seconds in (0, 600], got {limit!r}"
-            )
-        freshness[signal] = float(limit)
-    relation = (
-        r.string(
-            caps.get("consumer_relation"),
-            "capabilities.consumer_relation",
-            choices=("parent", "link"),
-        )
-        or DEFAULT_CONSUMER_RELATION
-    )
-    hook = None
-    if caps.get("error_hook") is not None:
-        raw_hook = r.mapping(caps["error_hook"], "capabilities.error_hook", {"method", "path"})
-        hook = Hook(
-            r.string(
-                raw_hook.get("method"),
-                "capabilities.error_hook.method",
-                required=True,
-                choices=("GET", "POST", "PUT", "DELETE"),
-            ),
-            r.string(raw_hook.get("path"), "capabilities.error_hook.path", required=True),
-        )
-
-    raw_backends = r.mapping(
-        top.get("backends"),
-        "backends",
-        {"start", "prometheus", "logs", "traces", "nats", "grafana", "images"},
-    )
-    start_backends = r.string(
-        raw_backends.get("start"), "backends.start", choices=("local", "containers", "auto")
-    )
-    raw_images = r.mapping(raw_backends.get("images"), "backends.images", set(IMAGE_COMPONENTS))
-    images = {k: r.string(v, f"backends.images.{k}", required=True) for k, v in raw_images.items()}
+def _backends(r: Reader, value: Any, node: Fields) -> BackendsSpec:
+    raw = r.fields(value, "backends", node)
+    start = r.text(raw.get("start"), "backends.start", node.get("start", Text))
+    images = node.get("images", Fields)
+    raw_images = r.fields(raw.get("images"), "backends.images", images)
     backends = BackendsSpec(
-        start=start_backends,
-        prometheus=r.url(raw_backends.get("prometheus"), "backends.prometheus"),
-        logs=r.store(raw_backends.get("logs"), "logs"),
-        traces=r.store(raw_backends.get("traces"), "traces"),
-        nats=r.url(raw_backends.get("nats"), "backends.nats", ("nats",)),
-        grafana=r.url(raw_backends.get("grafana"), "backends.grafana"),
-        images=images,
+        start=start,
+        prometheus=r.url(raw.get("prometheus"), "backends.prometheus", node.get("prometheus", Url)),
+        logs=r.store(raw.get("logs"), "backends.logs", node.get("logs", OneOf)),
+        traces=r.store(raw.get("traces"), "backends.traces", node.get("traces", OneOf)),
+        nats=r.url(raw.get("nats"), "backends.nats", node.get("nats", Url)),
+        grafana=r.url(raw.get("grafana"), "backends.grafana", node.get("grafana", Url)),
+        images={
+            k: r.given_text(v, f"backends.images.{k}", images.get(k, Text))
+            for k, v in raw_images.items()
+        },
     )
-    if start_backends is None:
+    if start is None:
         for key in ("prometheus", "logs", "traces"):
             given = getattr(backends, key)
             if given is None or getattr(given, "url", given) is None:
                 where = f"backends.{key}" if given is None else f"backends.{key}.url"
                 raise r.fail(where, "required unless backends.start names a stack")
-    started = [role for role, spec in services.items() if spec.start is not None]
-    if started and start_backends is None:
+    return backends
+
+
+def parse_target(data: Any, source: str = "<target>", path: Path | None = None) -> Target:
+    """The target `data` (what YAML gave) describes; TargetError naming the field at fault.
+    `path` is the file it came from: working directories are relative to it."""
+    r = Reader(source)
+    spec = target_fields()
+    top = r.fields(data, "target", spec)
+    name = r.given_text(top.get("name"), "name", spec.get("name", Text))
+
+    base = path.parent if path is not None else Path.cwd()
+    services, shared = _services(r, top.get("services"), base, spec.get("services", Fields))
+
+    def names(key: str, defaults: dict[str, str]) -> dict[str, str]:
+        node = spec.get(key, Fields)
+        given = r.fields(top.get(key), key, node)
+        return {
+            k: r.text(given.get(k), f"{key}.{k}", node.get(k, Text)) or v
+            for k, v in defaults.items()
+        }
+
+    node = spec.get("capabilities", Fields)
+    caps = r.fields(top.get("capabilities"), "capabilities", node)
+    logs = r.text(caps.get("logs"), "capabilities.logs", node.get("logs", Text)) or DEFAULT_LOGS
+    flush_node = node.get("span_flush_interval", Seconds)
+    flush = r.seconds(
+        caps.get("span_flush_interval", flush_node.default),
+        "capabilities.span_flush_interval",
+        flush_node,
+    )
+    freshness = default_freshness(flush)
+    limits = node.get("freshness_s", Fields)
+    given = r.fields(caps.get("freshness_s"), "capabilities.freshness_s", limits)
+    for signal, limit in given.items():
+        where = f"capabilities.freshness_s.{signal}"
+        freshness[signal] = r.seconds(limit, where, limits.get(signal, Seconds))
+    relation = (
+        r.text(
+            caps.get("consumer_relation"),
+            "capabilities.consumer_relation",
+            node.get("consumer_relation", Text),
+        )
+        or DEFAULT_CONSUMER_RELATION
+    )
+    hook = None
+    if caps.get("error_hook") is not None:
+        where = "capabilities.error_hook"
+        fields = node.get("error_hook", Fields)
+        raw_hook = r.fields(caps["error_hook"], where, fields)
+        hook = Hook(
+            r.given_text(raw_hook.get("method"), f"{where}.method", fields.get("method", Text)),
+            r.given_text(raw_hook.get("path"), f"{where}.path", fields.get("path", Text)),
+        )
+
+    backends = _backends(r, top.get("backends"), spec.get("backends", Fields))
+    started = [role for role, service in services.items() if service.start is not None]
+    if started and backends.start is None:
         where = "services.start" if shared is not None else f"services.{started[0]}.start"
         raise r.fail(
             where,
@@ -295,17 +317,17 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
         raise r.fail("faults", "must be a list of fault names")
 
     return Target(
-        name=name or "",
+        name=name,
         path=path,
         services=services,
-        subjects=overrides("subjects", DEFAULT_SUBJECTS),
-        metrics=overrides("metrics", DEFAULT_METRICS),
-        labels=overrides("labels", DEFAULT_LABELS),
+        subjects=names("subjects", DEFAULT_SUBJECTS),
+        metrics=names("metrics", DEFAULT_METRICS),
+        labels=names("labels", DEFAULT_LABELS),
         consumer_relation=relation,
         error_hook=hook,
         backends=backends,
         faults=tuple(faults),
-        span_flush_interval=float(flush),
+        span_flush_interval=flush,
         logs=logs,
         deviations=parse_deviations(top.get("deviations"), catalog(), r.fail),
         freshness_s=freshness,
