@@ -153,7 +153,7 @@ START = OneOf(
             fields={
                 "command": Items(
                     "The program and its arguments (an argv, no shell)",
-                    item=Template("One argument; numbers are taken as written"),
+                    item=Template("One argument; numbers are taken as written", nullable=False),
                     min_items=1,
                     required=True,
                 ),
@@ -165,7 +165,9 @@ START = OneOf(
                 "env": Entries(
                     "Extra environment variables, applied after the contract's own",
                     keys=ENV_NAME,
-                    value=Template("The variable's value; numbers are taken as written"),
+                    value=Template(
+                        "The variable's value; numbers are taken as written", nullable=False
+                    ),
                 ),
                 "ready_timeout": Seconds(
                     "Seconds until GET /health must answer 200",

@@ -172,7 +172,7 @@ class Reader:
         env = {}
         variables = spec.get("env", Entries)
         value_node = narrow(variables.value, Template)
-        raw_env = raw.get("env") or {}
+        raw_env = {} if raw.get("env") is None else raw["env"]
         if not isinstance(raw_env, dict):
             raise self.fail(f"{path}.env", f"must be a mapping, got {type(raw_env).__name__}")
         for key, text in raw_env.items():
@@ -257,6 +257,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
     spec = target_fields()
     top = r.fields(data, "target", spec)
     name = r.given_text(top.get("name"), "name", spec.get("name", Text))
+    r.text(top.get("description"), "description", spec.get("description", Text))
 
     base = path.parent if path is not None else Path.cwd()
     services, shared = _services(r, top.get("services"), base, spec.get("services", Fields))
@@ -312,7 +313,7 @@ def parse_target(data: Any, source: str = "<target>", path: Path | None = None) 
             "must know the stack's log and scrape directories)",
         )
 
-    faults = top.get("faults") or []
+    faults = [] if top.get("faults") is None else top["faults"]
     if not isinstance(faults, list) or not all(isinstance(f, str) for f in faults):
         raise r.fail("faults", "must be a list of fault names")
 
