@@ -345,12 +345,18 @@ def target_fields() -> Fields:
                 value=OneOf(
                     "KIND, or {KIND: reason}",
                     options=(
-                        Text("The deviation's kind", choices=KINDS),
+                        Text(
+                            "The deviation's kind (a bug needs its reason: {bug: reason})",
+                            choices=tuple(kind for kind in KINDS if kind != BUG),
+                        ),
                         Fields(
                             "The deviation's kind and why (exactly one kind)",
                             exactly_one=True,
                             fields={
-                                BUG: Text("Still runs, expected to fail: the ticket or reason"),
+                                BUG: Text(
+                                    "Still runs, expected to fail: the ticket or reason",
+                                    nullable=False,
+                                ),
                                 MISSING_FEATURE: Text("Not run: why", blank=True),
                                 NOT_APPLICABLE: Text("Not run, does not count: why", blank=True),
                             },
