@@ -3,8 +3,8 @@
 The checks (target_validate.py) take every field name, choice and bound from here, and the
 published JSON Schema (target.schema.json, written by target_schema.py) is generated from
 here, so an editor and `obsconf run` agree on what a target may say. What no schema says (a
-field required unless another is given, a directory that must exist, a guarantee id of the
-catalog, a placeholder's format spec) stays with the checks.
+field required unless another is given, two services of one name, a directory that must
+exist, a guarantee id of the catalog) stays with the checks.
 
 A node is a field's kind: `Text`, `Url`, `Seconds`, `Template` (a string holding contract
 placeholders), `Fields` (a mapping of known fields), `Entries` (a mapping of free keys),

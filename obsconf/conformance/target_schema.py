@@ -8,9 +8,9 @@ The file is package data beside this module; a target file names it on its first
 (`# yaml-language-server: $schema=<relative path>`) so that an editor checks it while it is
 written. Draft 7, which editors' YAML plugins read. The schema says what each field may hold;
 the rules between fields (a service's `url` or a start command, backend URLs unless
-`backends.start`, a `cwd` that exists, a guarantee id of the catalog, a bug's reason) are the
-checks' alone, so a file the schema accepts may still be refused when it is loaded, never the
-reverse (tests/test_target_schema.py).
+`backends.start`, one name per service), a `cwd` that exists and a guarantee id of the catalog
+are the checks' alone, so a file the schema accepts may still be refused when it is loaded,
+never the reverse (tests/test_target_schema.py).
 """
 
 from __future__ import annotations
