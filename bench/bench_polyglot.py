@@ -30,11 +30,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from obsconf.conformance.contract import StartCommand, run_values
 from obsconf.reference_services.launcher import SPAN_FLUSH_INTERVAL_S
 from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.local import LocalStack
 from obsconf.stack.native import NATIVE
-from obsconf.stack.services import PREDEFINED, ServiceProcesses, StartCommand, run_values
+from obsconf.stack.services import PREDEFINED, ServiceProcesses
 
 Body = Callable[[str, int], dict]
 

@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from obsconf.conformance.contract import CONTRACT_ENV, PLACEHOLDERS, StartCommand, run_values
 from obsconf.conformance.target import DEFAULT_LABELS, DEFAULT_METRICS
-from obsconf.stack.services import (
-    CONTRACT_ENV,
-    PLACEHOLDERS,
-    ServiceProcesses,
-    StartCommand,
-    run_values,
-)
+from obsconf.stack.services import ServiceProcesses
 from tests.test_start_commands import _endpoints
 
 REPO = Path(__file__).resolve().parent.parent

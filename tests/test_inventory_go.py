@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from obsconf.conformance.contract import stack_values
 from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.native import ensure_built
 from obsconf.stack.ports import free_port
 from obsconf.stack.process import ManagedProcess
-from obsconf.stack.services import stack_values
 from obsconf.stack.waiting import poll
 
 pytestmark = pytest.mark.stack

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from obsconf.conformance.contract import TemplateError, placeholders_in, render
 from obsconf.stack import native
 from obsconf.stack.native import NATIVE, NativeBuild, build_into_cache
-from obsconf.stack.services import TemplateError, placeholders_in, render
 
 
 def _row(source: Path) -> NativeBuild:

@@ -172,6 +172,7 @@ def test_the_wheel_holds_one_namespace_and_its_data(installed_reference: Path) -
         "print(r.files('obsconf.targets').joinpath('reference.yaml').is_file());"
         "print(r.files('obsconf.stack').joinpath('versions.toml').is_file());"
         "print(r.files('obsconf.conformance').joinpath('catalog.yaml').is_file());"
+        "print(r.files('obsconf.conformance').joinpath('target.schema.json').is_file());"
         "import importlib.util as u;"
         "print([n for n in ('conformance', 'stack', 'reports', 'fixtures', 'reference_services')"
         " if u.find_spec(n)])"
@@ -180,7 +181,7 @@ def test_the_wheel_holds_one_namespace_and_its_data(installed_reference: Path) -
     out = _run([str(bin_dir / "python"), "-c", probe], cwd=bin_dir, timeout=60).stdout
     location, *flags, stray = out.strip().splitlines()
     assert "site-packages" in location, location
-    assert flags == ["True"] * 3, out
+    assert flags == ["True"] * 4, out
     assert stray == "[]", f"top-level packages outside the obsconf namespace: {stray}"
 
 

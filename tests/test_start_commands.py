@@ -12,18 +12,12 @@ import httpx
 import pytest
 
 from obsconf.conformance.clients.prometheus import PrometheusClient
+from obsconf.conformance.contract import CONTRACT_ENV, PLACEHOLDERS, StartCommand, run_values
 from obsconf.conformance.system import start_services
 from obsconf.conformance.target import parse_target
 from obsconf.stack.endpoints import Endpoints
 from obsconf.stack.process import pid_alive
-from obsconf.stack.services import (
-    CONTRACT_ENV,
-    PLACEHOLDERS,
-    ServiceFailed,
-    ServiceProcesses,
-    StartCommand,
-    run_values,
-)
+from obsconf.stack.services import ServiceFailed, ServiceProcesses
 from obsconf.stack.waiting import poll
 
 # A service as small as can be: /health, /metrics, /env (its environment), a line on stdout

@@ -64,6 +64,19 @@ def test_settle_interval_follows_the_declared_flush_interval() -> None:
             "capabilities.span_flush_interval",
         ),
         ({"name": "x", "servics": {}}, "target.servics"),
+        (
+            {"name": "x", "description": 3, "services": {"start": "reference"}},
+            "description",
+        ),
+        (
+            {
+                "name": "x",
+                "services": {"start": "reference"},
+                "backends": {"start": "local"},
+                "faults": "",  # not a list, though empty
+            },
+            "faults",
+        ),
         ({"name": "x", "services": {"user": {"url": "ftp://x"}}}, "services.user.url"),
         ({"name": "x", "services": {"user": {"url": "http://u"}}}, "services.order.url"),
         ({"name": "x", "services": {"start": "reference"}}, "backends.prometheus"),
@@ -345,6 +358,7 @@ def test_reference_is_a_predefined_start_command() -> None:
             "environment variable name",
         ),
         ({"start": {"command": ["x"], "env": ["A=1"]}}, "services.start.env", "mapping"),
+        ({"start": {"command": ["x"], "env": []}}, "services.start.env", "mapping"),
         ({"start": {"command": ["x"], "cwd": "no/such/dir"}}, "services.start.cwd", "no such"),
         (
             {"start": {"command": ["x"], "ready_timeout": 0}},

@@ -34,7 +34,6 @@ class DeviationKind(enum.StrEnum):
     NOT_APPLICABLE = "not_applicable"
 
 
-NOT_APPLICABLE = DeviationKind.NOT_APPLICABLE  # the name results.py imports
 _VALID = ", ".join(DeviationKind)
 
 

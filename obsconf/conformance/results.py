@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from obsconf.conformance.catalog import FAMILIES, Guarantee, Level
-from obsconf.conformance.deviations import NOT_APPLICABLE, Deviation
+from obsconf.conformance.deviations import Deviation, DeviationKind
 from obsconf.conformance.evidence import Evidence, EvidenceError, SweepEvidence, evidence_from_dict
 
 SCHEMA_VERSION = 3
@@ -226,7 +226,7 @@ def verdict(guarantees: Sequence[GuaranteeResult], stopped: str | None = None) -
 
 
 def _not_applicable(g: GuaranteeResult) -> bool:
-    return g.deviation is not None and g.deviation.kind == NOT_APPLICABLE
+    return g.deviation is not None and g.deviation.kind == DeviationKind.NOT_APPLICABLE
 
 
 def _ids(guarantees: Iterable[GuaranteeResult]) -> str:

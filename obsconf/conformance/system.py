@@ -21,6 +21,7 @@ from obsconf.conformance.clients.logs import LogStore
 from obsconf.conformance.clients.prometheus import PrometheusClient
 from obsconf.conformance.clients.registry import DEFAULT_KIND, StoreSpec, open_store
 from obsconf.conformance.clients.traces import TraceStore
+from obsconf.conformance.contract import run_values
 from obsconf.conformance.driver import Call, Driver
 from obsconf.conformance.target import ROLES, Target
 from obsconf.stack.backends import STARTED_KINDS, make_stack, stack_kind
@@ -31,7 +32,7 @@ from obsconf.stack.images import ImagesMissing
 from obsconf.stack.local import ComponentFailed
 from obsconf.stack.proxy import TcpProxy, proxied_url, proxy_for
 from obsconf.stack.runlock import StackBusy, lock_stack
-from obsconf.stack.services import ServiceFailed, ServiceProcesses, run_values
+from obsconf.stack.services import ServiceFailed, ServiceProcesses
 
 Closers = list[Callable[[], object]]  # what stops what was started, called last first
 

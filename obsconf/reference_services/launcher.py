@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from obsconf.conformance.contract import run_values
 from obsconf.reference_services.faults import parse_faults
 from obsconf.stack.endpoints import Endpoints
-from obsconf.stack.services import PREDEFINED, ServiceFailed, ServiceProcesses, run_values
+from obsconf.stack.services import PREDEFINED, ServiceFailed, ServiceProcesses
 
 ROLES = {"user-service": "user", "order-service": "order", "inventory-service": "inventory"}
 SERVICE_NAMES = tuple(ROLES)

@@ -9,7 +9,7 @@ with `{work}` (a scratch directory kept per implementation, for incremental buil
 cargo's target dir) in their arguments; one build per implementation at a time (a file lock),
 so parallel runs share it.
 
-Start commands reach a build with the placeholder `{build[<name>]}` (stack/services.py); it
+Start commands reach a build with the placeholder `{build[<name>]}` (conformance/contract.py); it
 builds on first use, `obsconf install` builds them all ahead, `obsconf doctor` reports them.
 """
 

@@ -129,6 +129,7 @@ class Postgres:
                     yield connection
             except DB_ERRORS as error:
                 connection.close()
+                self.discard_idle()  # a server that went away took the idle ones with it
                 raise Unavailable(f"postgres unavailable: {error}") from error
             except BaseException:
                 if connection.closed or connection.broken:
@@ -136,6 +137,16 @@ class Postgres:
                 self.idle.put(connection)
                 raise
             self.idle.put(connection)
+
+    def discard_idle(self) -> None:
+        """Close every idle connection: after one failed, the others were opened to the same
+        server and are as dead, each would cost a request its 503 once the server is back."""
+        while True:
+            try:
+                connection = self.idle.get_nowait()
+            except queue.Empty:
+                return
+            connection.close()
 
     def ping(self) -> str:
         try:
