@@ -11,7 +11,9 @@ exit status of a run come from `verdict()` alone:
   declaration is stale).
 - INCOMPLETE, exit 6: nothing failed, but a MUST was skipped without a `not_applicable`
   declaration (a capability the target does not declare, such as `error_hook`, or a declared
-  `missing_feature`), or nothing ran, or the run stopped early.
+  `missing_feature`), or a MUST could not be judged because a backend of the harness did not
+  answer (outcome `incomplete`, see `obsconf.conformance.triage`), or nothing ran, or the run
+  stopped early.
 
 A failed SHOULD guarantee is reported and does not change the verdict; a declared bug that
 fails as expected (XFAIL) does not either.
@@ -20,7 +22,8 @@ Schema versions: 1 is the unversioned document written before deviations and the
 were recorded (read as is: no deviations, verdict recomputed); 2 adds `schema_version`,
 `verdict`, `stopped`, `deviations` and a `deviation` per guarantee; 3 adds, per guarantee,
 `fed_by` (the scenarios its verdict rests on) and `examined` (what the whole-run sweep counted:
-lines, spans, traces, requests). In every version a guarantee's `evidence` is a list of JSON
+lines, spans, traces, requests); 4 adds the outcome `incomplete` (a guarantee that could not be
+judged: a backend did not answer). In every version a guarantee's `evidence` is a list of JSON
 objects each naming its `kind`; they are read into the classes of `obsconf.conformance.evidence`
 (an unknown kind is refused).
 """
@@ -38,23 +41,28 @@ from obsconf.conformance.catalog import FAMILIES, Guarantee, Level
 from obsconf.conformance.deviations import Deviation, DeviationKind
 from obsconf.conformance.evidence import Evidence, EvidenceError, SweepEvidence, evidence_from_dict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Outcome(StrEnum):
     """What became of a guarantee (or of one test of it) in a run: the word results.json holds.
 
-    XFAILED and XPASSED only a declared bug can have: it failed as declared, or it passed."""
+    XFAILED and XPASSED only a declared bug can have: it failed as declared, or it passed.
+    INCOMPLETE is a failure that is the harness's trouble, not the implementation's: a backend
+    (Prometheus, the log store, the trace store) did not answer, so the guarantee could not be
+    judged; its message names the backend first."""
 
     PASSED = "passed"
     FAILED = "failed"
+    INCOMPLETE = "incomplete"
     SKIPPED = "skipped"
     XFAILED = "xfailed"
     XPASSED = "xpassed"
 
     @property
     def badge(self) -> str:
-        """PASS, FAIL, SKIP, XFAIL or XPASS: how the terminal and the reports show it."""
+        """PASS, FAIL, INCOMPLETE, SKIP, XFAIL or XPASS: how the terminal and the reports show
+        it."""
         return _BADGES[self]
 
     @property
@@ -67,10 +75,16 @@ class Outcome(StrEnum):
         """XFAILED or XPASSED: tallies show these only when a run has them."""
         return self in (Outcome.XFAILED, Outcome.XPASSED)
 
+    @property
+    def occasional(self) -> bool:
+        """Shown in tallies only when a run has it: a declared bug's outcomes, INCOMPLETE."""
+        return self.of_a_declared_bug or self == Outcome.INCOMPLETE
+
 
 _BADGES = {
     Outcome.PASSED: "PASS",
     Outcome.FAILED: "FAIL",
+    Outcome.INCOMPLETE: "INCOMPLETE",
     Outcome.SKIPPED: "SKIP",
     Outcome.XFAILED: "XFAIL",
     Outcome.XPASSED: "XPASS",
@@ -183,6 +197,10 @@ def verdict(guarantees: Sequence[GuaranteeResult], stopped: str | None = None) -
     failed = [g for g in must if g.outcome == Outcome.FAILED]
     xpassed = [g for g in guarantees if g.outcome == Outcome.XPASSED]
     skipped = [g for g in must if g.outcome == Outcome.SKIPPED]
+    unjudged = [g for g in must if g.outcome == Outcome.INCOMPLETE]
+    should_unjudged = [
+        g for g in guarantees if g.level != Level.MUST and g.outcome == Outcome.INCOMPLETE
+    ]
     excused = [g for g in skipped if _not_applicable(g)]
     unverified = [g for g in skipped if not _not_applicable(g)]
     xfailed = [g for g in guarantees if g.outcome == Outcome.XFAILED]
@@ -194,6 +212,10 @@ def verdict(guarantees: Sequence[GuaranteeResult], stopped: str | None = None) -
         notes.append(f"{len(excused)} MUST declared not_applicable ({_ids(excused)})")
     if should_failed:
         notes.append(f"{len(should_failed)} SHOULD failed (reported only)")
+    if should_unjudged:
+        notes.append(f"{len(should_unjudged)} SHOULD could not be judged ({_ids(should_unjudged)})")
+    if unjudged and (failed or xpassed or stopped):
+        notes.append(f"{len(unjudged)} MUST could not be judged ({_ids(unjudged)})")
     if stopped:
         notes.append(f"the run stopped early: {stopped}")
     tail = "".join(f"; {n}" for n in notes)
@@ -210,6 +232,13 @@ def verdict(guarantees: Sequence[GuaranteeResult], stopped: str | None = None) -
         return Verdict(Status.INCOMPLETE, f"no MUST failed{tail}")
     if not guarantees:
         return Verdict(Status.INCOMPLETE, "no guarantee ran")
+    if unjudged:
+        causes = "; ".join(dict.fromkeys(_first_line(g.message) for g in unjudged if g.message))
+        return Verdict(
+            Status.INCOMPLETE,
+            f"no MUST failed, but {len(unjudged)} of {len(must)} MUST could not be judged "
+            f"({_ids(unjudged)}): {causes or 'a backend did not answer'}{tail}",
+        )
     if unverified:
         why = ", ".join(
             f"{g.id} ({g.deviation.describe()})" if g.deviation else g.id for g in unverified
@@ -227,6 +256,10 @@ def verdict(guarantees: Sequence[GuaranteeResult], stopped: str | None = None) -
 
 def _not_applicable(g: GuaranteeResult) -> bool:
     return g.deviation is not None and g.deviation.kind == DeviationKind.NOT_APPLICABLE
+
+
+def _first_line(message: str) -> str:
+    return message.splitlines()[0] if message else ""
 
 
 def _ids(guarantees: Iterable[GuaranteeResult]) -> str:
@@ -259,9 +292,10 @@ class RunResults:
 
     @property
     def tally(self) -> str:
-        """`40 passed, 2 failed, 0 skipped` (and xfailed, xpassed when there are any)."""
+        """`40 passed, 2 failed, 0 skipped` (and incomplete, xfailed, xpassed when there are
+        any)."""
         return ", ".join(
-            f"{self.count(o)} {o}" for o in Outcome if not o.of_a_declared_bug or self.count(o)
+            f"{self.count(o)} {o}" for o in Outcome if not o.occasional or self.count(o)
         )
 
     @property
@@ -350,8 +384,16 @@ class Record:
 
 
 # How a guarantee's tests fold: the first outcome present wins. A declared bug with one test
-# still failing is still there (XFAIL), even if another of its tests passed.
-_PRECEDENCE = (Outcome.FAILED, Outcome.XFAILED, Outcome.XPASSED, Outcome.PASSED, Outcome.SKIPPED)
+# still failing is still there (XFAIL), even if another of its tests passed. A test that could
+# not be judged (INCOMPLETE) yields to a real failure and outweighs every other outcome.
+_PRECEDENCE = (
+    Outcome.FAILED,
+    Outcome.INCOMPLETE,
+    Outcome.XFAILED,
+    Outcome.XPASSED,
+    Outcome.PASSED,
+    Outcome.SKIPPED,
+)
 
 
 def fold(

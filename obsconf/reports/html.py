@@ -31,6 +31,7 @@ __all__ = ["explore_url", "render_report", "write_report"]
 OUTCOME_ORDER = {
     Outcome.FAILED: 0,
     Outcome.XPASSED: 0,
+    Outcome.INCOMPLETE: 0,
     Outcome.SKIPPED: 1,
     Outcome.XFAILED: 2,
     Outcome.PASSED: 3,
@@ -45,7 +46,7 @@ def _summary_table(results: RunResults) -> str:
     )
     # Expected failures and unexpected passes get columns only when a run has them.
     present = {g.outcome for g in guarantees}
-    outcomes = tuple(o for o in Outcome if not o.of_a_declared_bug or o in present)
+    outcomes = tuple(o for o in Outcome if not o.occasional or o in present)
     head = "".join(f'<th colspan="{len(outcomes)}">{lv}</th>' for lv in Level)
     sub = "".join(f"<th>{o}</th>" for _ in Level for o in outcomes)
     body = []
@@ -103,7 +104,7 @@ def _guarantee_row(
     guarantee: GuaranteeResult, grafana_url: str | None, drawn: dict[str, str]
 ) -> str:
     gid, outcome, level = guarantee.id, guarantee.outcome, guarantee.level
-    opened = " open" if guarantee.failing else ""
+    opened = " open" if guarantee.failing or outcome == Outcome.INCOMPLETE else ""
     body: list[str] = []
     if guarantee.deviation is not None:
         d = guarantee.deviation

@@ -58,6 +58,10 @@ def _failures(guarantees: list[GuaranteeResult]) -> str:
     return str(sum(g.failing for g in guarantees))
 
 
+def _errors(guarantees: list[GuaranteeResult]) -> str:
+    return str(sum(g.outcome == Outcome.INCOMPLETE for g in guarantees))
+
+
 def _skips(guarantees: list[GuaranteeResult]) -> str:
     return str(sum(g.outcome in (Outcome.SKIPPED, Outcome.XFAILED) for g in guarantees))
 
@@ -82,6 +86,13 @@ def _case(suite: ET.Element, g: GuaranteeResult) -> None:
         )
         details = [message, *(_evidence_text(e) for e in g.evidence)]
         failure.text = "\n\n".join(d for d in details if d)[:MAX_TEXT]
+    elif g.outcome == Outcome.INCOMPLETE:  # the harness's trouble: an error, not a failure
+        ET.SubElement(
+            case,
+            "error",
+            message=f"[{g.level}] could not be judged: {first}"[:1000],
+            type="backend did not answer",
+        ).text = message[:MAX_TEXT]
     elif g.outcome == Outcome.XPASSED:
         ET.SubElement(
             case, "failure", message=f"[{g.level}] XPASS: {first}"[:1000], type="xpass"
@@ -117,7 +128,7 @@ def build_junit(results: RunResults) -> ET.ElementTree:
         tests=str(len(guarantees)),
         failures=_failures(guarantees),
         skipped=_skips(guarantees),
-        errors="0",
+        errors=_errors(guarantees),
         time=str(results.duration_s or 0),
     )
     for family in results.families:
@@ -129,13 +140,13 @@ def build_junit(results: RunResults) -> ET.ElementTree:
             tests=str(len(members)),
             failures=_failures(members),
             skipped=_skips(members),
-            errors="0",
+            errors=_errors(members),
         )
         _run_properties(suite, results)
         for g in members:
             _case(suite, g)
     if results.stopped:  # a CI that reads only JUnit sees why the run ended early
-        root.set("errors", "1")
+        root.set("errors", str(int(root.get("errors", "0")) + 1))
         suite = ET.SubElement(root, "testsuite", name="run", tests="1", errors="1")
         _run_properties(suite, results)
         case = ET.SubElement(suite, "testcase", classname="run", name="run")
